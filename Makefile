@@ -1,0 +1,59 @@
+# Everything the project needs is installed from this file and uv.lock: a fresh machine needs only
+# python3, pip and make. uv lives in a venv of its own (.tools) because `uv sync` removes from the
+# project venv whatever the lock does not list.
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: help install lint format generate check-generated test test-fast demo serve bench clean
+
+help:
+	@echo "make demo     run the main job: the demo against the built-in local Data Storage"
+	@echo "make test     lint, type-check and run the whole test suite"
+	@echo "make generate regenerate src/kubernaut_audit/_generated from openapi/"
+	@echo "make bench    run the benchmark scripts (prints tables and JSON)"
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --locked --all-extras --python $(PYTHON)
+	@touch $@
+
+install: $(VENV)/.synced
+
+lint: install
+	$(PY) -m ruff check src tests scripts
+	$(PY) -m ruff format --check src tests scripts
+	$(PY) -m mypy --strict src tests scripts
+
+format: install
+	$(PY) -m ruff check --fix src tests scripts
+	$(PY) -m ruff format src tests scripts
+
+generate: install
+	$(PY) scripts/generate.py
+
+test: lint
+	$(PY) -m pytest -n 2 --dist loadgroup
+
+test-fast: install
+	$(PY) -m pytest -x -q
+
+demo: install
+	$(VENV)/bin/kubernaut-audit demo
+
+serve: install
+	$(VENV)/bin/kubernaut-audit serve
+
+bench: install
+	$(PY) tests/benchmarks/bench_decode.py
+
+clean:
+	rm -rf $(VENV) $(TOOLS) build dist .mypy_cache .ruff_cache
