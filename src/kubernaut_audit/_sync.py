@@ -1,0 +1,172 @@
+"""AuditClient: the blocking face, driving an AsyncAuditClient on a portal's event loop.
+
+Every call runs as a task on an anyio blocking portal (one event-loop thread per client), so
+the logic exists once, in the async client. Interrupting a blocking call (Ctrl-C) cancels the
+task it was waiting for.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from types import TracebackType
+from typing import Any, Self, TypeVar, Unpack
+
+import httpx
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from . import _config
+from ._client import AsyncAuditClient, EventInput
+from ._core import AuditFilters, check_page_bounds, make_filters
+from ._pagination import PageWalker
+from ._retry import RetryHook, RetryPolicy
+from .models import AuditEvent, AuditEventPage, BatchResult, CreateResult
+
+T = TypeVar("T")
+
+
+class AuditClient:
+    """Blocking Data Storage audit client for plain pytest tests and scripts.
+
+    Takes the same arguments as :class:`AsyncAuditClient` (except ``http_client``, which must be
+    an async client living on this client's own loop) and has the same methods, blocking.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        token: str | None = None,
+        token_file: str | os.PathLike[str] | None = None,
+        user: str | None = None,
+        timeout: float | httpx.Timeout = _config.DEFAULT_TIMEOUT,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+        retry_hooks: Sequence[RetryHook] | None = None,
+        max_response_bytes: int = _config.DEFAULT_MAX_RESPONSE_BYTES,
+        flush_interval: float | None = None,
+    ) -> None:
+        self._async = AsyncAuditClient(
+            base_url=base_url,
+            token=token,
+            token_file=token_file,
+            user=user,
+            timeout=timeout,
+            headers=headers,
+            transport=transport,
+            retry=retry,
+            retry_hooks=retry_hooks,
+            max_response_bytes=max_response_bytes,
+            flush_interval=flush_interval,
+        )
+        self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
+        self._portal: BlockingPortal | None = None
+        self._pid = os.getpid()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self._async.base_url!r})"
+
+    @property
+    def base_url(self) -> str:
+        return self._async.base_url
+
+    @property
+    def flush_interval(self) -> float:
+        return self._async.flush_interval
+
+    @property
+    def async_client(self) -> AsyncAuditClient:
+        """The async client underneath (only usable on this client's portal loop)."""
+        return self._async
+
+    def _get_portal(self) -> BlockingPortal:
+        if self._closed:
+            raise RuntimeError("this client is closed")
+        if self._portal is None or self._pid != os.getpid():
+            # A forked child has no portal thread: start its own loop (and, lazily, its own pool).
+            self._portal_cm = start_blocking_portal()
+            self._portal = self._portal_cm.__enter__()
+            self._pid = os.getpid()
+        return self._portal
+
+    def _run(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        portal = self._get_portal()
+
+        async def call() -> T:
+            return await fn(*args, **kwargs)
+
+        future = portal.start_task_soon(call)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()  # Ctrl-C in the caller ends the task too
+            raise
+
+    def close(self) -> None:
+        """Close the connection pool and stop the event-loop thread."""
+        if self._closed:
+            return
+        try:
+            if self._portal is not None and self._pid == os.getpid():
+                self._run(self._async.aclose)
+        finally:
+            self._closed = True
+            if self._portal_cm is not None and self._pid == os.getpid():
+                self._portal_cm.__exit__(None, None, None)
+            self._portal = self._portal_cm = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def query_audit_events(
+        self, *, limit: int = 100, offset: int = 0, **filters: Unpack[AuditFilters]
+    ) -> AuditEventPage:
+        """See :meth:`AsyncAuditClient.query_audit_events`."""
+        return self._run(self._async.query_audit_events, limit=limit, offset=offset, **filters)
+
+    def iter_audit_events(
+        self, *, page_size: int = _config.MAX_PAGE_LIMIT, **filters: Unpack[AuditFilters]
+    ) -> Iterator[AuditEvent]:
+        """See :meth:`AsyncAuditClient.iter_audit_events`."""
+        parsed = make_filters(**filters)
+        check_page_bounds(page_size, 0)
+
+        def walk() -> Iterator[AuditEvent]:
+            walker = PageWalker(page_size=page_size)
+            while (nxt := walker.next_request()) is not None:
+                yield from walker.feed(self._run(self._async._fetch_page, parsed, *nxt))
+
+        return walk()
+
+    def list_audit_events(
+        self, *, page_size: int = _config.MAX_PAGE_LIMIT, **filters: Unpack[AuditFilters]
+    ) -> list[AuditEvent]:
+        """See :meth:`AsyncAuditClient.list_audit_events`."""
+        return list(self.iter_audit_events(page_size=page_size, **filters))
+
+    def create_audit_event(self, event: EventInput, *, retry_writes: bool = False) -> CreateResult:
+        """See :meth:`AsyncAuditClient.create_audit_event`."""
+        return self._run(self._async.create_audit_event, event, retry_writes=retry_writes)
+
+    def create_audit_events(
+        self, events: Iterable[EventInput], *, retry_writes: bool = False
+    ) -> BatchResult:
+        """See :meth:`AsyncAuditClient.create_audit_events`."""
+        return self._run(self._async.create_audit_events, list(events), retry_writes=retry_writes)
+
+    def ready(self) -> bool:
+        """See :meth:`AsyncAuditClient.ready`."""
+        return self._run(self._async.ready)
