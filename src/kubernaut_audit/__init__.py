@@ -7,6 +7,8 @@ from typing import Any
 from ._client import AsyncAuditClient
 from ._exceptions import (
     AuditError,
+    AuditWaitError,
+    AuditWaitTimeout,
     AuthenticationError,
     BadRequestError,
     BatchPartiallyStoredError,
@@ -24,10 +26,19 @@ from ._exceptions import (
     ResponseValidationError,
     ServerError,
     TransportError,
+    UnexpectedAuditEvents,
     UnprocessableEntityError,
 )
 from ._retry import RetryDetails, RetryHook, RetryPolicy
 from ._sync import AuditClient
+from ._wait import (
+    AuditEvents,
+    PollRecord,
+    WaitStats,
+    assert_no_audit_events,
+    default_timeout,
+    wait_for_audit_events,
+)
 from .models import (
     AuditEvent,
     AuditEventPage,
@@ -44,7 +55,10 @@ __all__ = [
     "AuditError",
     "AuditEvent",
     "AuditEventPage",
+    "AuditEvents",
     "AuditEventRequest",
+    "AuditWaitError",
+    "AuditWaitTimeout",
     "AuthenticationError",
     "BadRequestError",
     "BatchPartiallyStoredError",
@@ -59,6 +73,7 @@ __all__ = [
     "NotFoundError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
+    "PollRecord",
     "RateLimitError",
     "RequestInfo",
     "ResponseDecodeError",
@@ -69,16 +84,20 @@ __all__ = [
     "RetryPolicy",
     "ServerError",
     "TransportError",
+    "UnexpectedAuditEvents",
     "UnprocessableEntityError",
+    "WaitStats",
+    "assert_no_audit_events",
+    "default_timeout",
+    "wait_for_audit_events",
 ]
 
+# Public objects present themselves as kubernaut_audit.X (reprs, docs, pickles stay valid).
 for _name in __all__:
     _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("kubernaut_audit."):
-        try:
-            _obj.__module__ = "kubernaut_audit"
-        except (AttributeError, TypeError):
-            pass
+    if _obj.__module__.startswith("kubernaut_audit._"):
+        _obj.__module__ = "kubernaut_audit"
+del _name, _obj
 
 
 def __getattr__(name: str) -> Any:

@@ -36,6 +36,7 @@ from ._exceptions import (
     DataStorageTimeoutError,
     RequestInfo,
     ResponseTooLargeError,
+    TransportError,
 )
 from ._generated.models import (
     AsyncAcceptanceResponse,
@@ -45,6 +46,7 @@ from ._generated.models import (
 )
 from ._pagination import PageWalker
 from ._retry import NO_RETRY, RetryHook, RetryPolicy, call_with_retry, log_retry
+from ._wait import AbsenceOptions, AuditEvents, WaitOptions, assert_none_async, wait_async
 from .models import AuditEvent, AuditEventPage, AuditEventRequest, BatchResult, CreateResult
 
 logger = logging.getLogger("kubernaut_audit")
@@ -290,7 +292,7 @@ class AsyncAuditClient:
             finally:
                 await response.aclose()
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            cls: type[AuditError] = DataStorageTimeoutError
+            cls: type[TransportError] = DataStorageTimeoutError
             if isinstance(exc, httpx.ConnectError):
                 cls = DataStorageConnectionError
             raise cls(
@@ -499,7 +501,11 @@ class AsyncAuditClient:
             body = b"[" + b",".join(chunk) + b"]"
             try:
                 response = await self._request(
-                    "POST", BATCH_PATH, body=body, idempotent=retry_writes, retry=self._write_retry()
+                    "POST",
+                    BATCH_PATH,
+                    body=body,
+                    idempotent=retry_writes,
+                    retry=self._write_retry(),
                 )
                 decoded = decode_json(
                     _BATCH_ADAPTER,
@@ -524,6 +530,26 @@ class AsyncAuditClient:
 
     def _write_retry(self) -> RetryPolicy:
         return self._retry if self._retry.attempts > 1 else NO_RETRY
+
+    # -- waiting ---------------------------------------------------------------------------
+
+    async def wait_for_audit_events(
+        self, correlation_id: str, **options: Unpack[WaitOptions]
+    ) -> AuditEvents:
+        """Wait for audit events of ``correlation_id``; see :func:`wait_for_audit_events`.
+
+        .. versionadded:: 0.1.0
+        """
+        return await wait_async(self, correlation_id, **options)
+
+    async def assert_no_audit_events(
+        self, correlation_id: str, **options: Unpack[AbsenceOptions]
+    ) -> None:
+        """Fail if a matching event appears; see :func:`assert_no_audit_events`.
+
+        .. versionadded:: 0.1.0
+        """
+        await assert_none_async(self, correlation_id, **options)
 
     # -- health ------------------------------------------------------------------------------
 

@@ -103,7 +103,9 @@ def _text_filter(name: str, value: object) -> str | None:
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
     if value == "" or value.strip() != value:
         # The server reads an empty value as "no filter" and would return every test's events.
-        raise ValueError(f"{name} must be a non-empty string without surrounding blanks, got {value!r}")
+        raise ValueError(
+            f"{name} must be a non-empty string without surrounding blanks, got {value!r}"
+        )
     return value
 
 

@@ -20,7 +20,9 @@
     │   └── ResponseTooLargeError         the body passed the size cap
     ├── ResponseValidationError       JSON of the wrong shape (pydantic error as __cause__)
     ├── BatchPartiallyStoredError     a chunked batch write failed after earlier chunks stored
-    └── AuditWaitTimeout              (also AssertionError) a wait's expectation was not met
+    └── AuditWaitError                (also AssertionError) a wait's expectation failed
+        ├── AuditWaitTimeout              the expected events did not arrive in time
+        └── UnexpectedAuditEvents         too many, or unwanted, events arrived
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AuditError",
+    "AuditWaitError",
+    "AuditWaitTimeout",
     "AuthenticationError",
     "BadRequestError",
     "BatchPartiallyStoredError",
@@ -51,6 +55,7 @@ __all__ = [
     "ResponseValidationError",
     "ServerError",
     "TransportError",
+    "UnexpectedAuditEvents",
     "UnprocessableEntityError",
 ]
 
@@ -261,3 +266,49 @@ def status_error_class(status_code: int) -> type[DataStorageError]:
     if status_code >= 500:
         return ServerError
     return _STATUS_ERRORS.get(status_code, DataStorageError)
+
+
+class AuditWaitError(AuditError, AssertionError):
+    """A wait's expectation failed; pytest reports it as a FAIL, not an ERROR.
+
+    Attributes:
+        correlation_id: the correlation id waited on.
+        expectation: what was expected, in words.
+        events: every event seen for the correlation id (matching or not), oldest first.
+        matched: the events that matched the filters and predicate.
+        polls: the poll history (:class:`PollRecord` items).
+        elapsed: seconds from the start of the wait.
+        last_error: the last transient error met, if any.
+        flush_interval: the writer flush interval the wait assumed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        correlation_id: str,
+        expectation: str,
+        events: list[Any],
+        matched: list[Any],
+        polls: list[Any],
+        elapsed: float,
+        last_error: AuditError | None,
+        flush_interval: float,
+    ) -> None:
+        super().__init__(message)
+        self.correlation_id = correlation_id
+        self.expectation = expectation
+        self.events = events
+        self.matched = matched
+        self.polls = polls
+        self.elapsed = elapsed
+        self.last_error = last_error
+        self.flush_interval = flush_interval
+
+
+class AuditWaitTimeout(AuditWaitError):
+    """The expected audit events did not all arrive before the wait's timeout."""
+
+
+class UnexpectedAuditEvents(AuditWaitError):
+    """More events, or other events, arrived than the wait allowed."""

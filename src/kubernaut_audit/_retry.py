@@ -128,7 +128,9 @@ def is_transient(exc: BaseException, *, idempotent: bool) -> bool:
     return False
 
 
-def backoff(policy: RetryPolicy, attempt: int, rng: random.Random, retry_after: float | None) -> float:
+def backoff(
+    policy: RetryPolicy, attempt: int, rng: random.Random, retry_after: float | None
+) -> float:
     """Seconds to sleep after try number ``attempt`` failed.
 
     A usable ``Retry-After`` wins (capped); otherwise full jitter over an exponentially growing

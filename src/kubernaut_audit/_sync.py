@@ -21,6 +21,7 @@ from ._client import AsyncAuditClient, EventInput
 from ._core import AuditFilters, check_page_bounds, make_filters
 from ._pagination import PageWalker
 from ._retry import RetryHook, RetryPolicy
+from ._wait import AbsenceOptions, AuditEvents, WaitOptions
 from .models import AuditEvent, AuditEventPage, BatchResult, CreateResult
 
 T = TypeVar("T")
@@ -170,3 +171,15 @@ class AuditClient:
     def ready(self) -> bool:
         """See :meth:`AsyncAuditClient.ready`."""
         return self._run(self._async.ready)
+
+    def wait_for_audit_events(
+        self, correlation_id: str, **options: Unpack[WaitOptions]
+    ) -> AuditEvents:
+        """Block until the expected events arrive; see :func:`wait_for_audit_events`."""
+        return self._run(self._async.wait_for_audit_events, correlation_id, **options)
+
+    def assert_no_audit_events(
+        self, correlation_id: str, **options: Unpack[AbsenceOptions]
+    ) -> None:
+        """Fail if a matching event appears; see :func:`assert_no_audit_events`."""
+        self._run(self._async.assert_no_audit_events, correlation_id, **options)
