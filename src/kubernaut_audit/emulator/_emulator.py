@@ -1,0 +1,108 @@
+"""The local Data Storage: an ASGI app over a SQLite store, in-process or on a loopback port."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+
+from . import _server
+from ._app import build_app
+from ._faults import Faults
+from ._state import Clock, EmulatorStats, State
+
+
+class Emulator:
+    """Kubernaut's Data Storage audit API as the real service behaves, with faults on demand.
+
+    Use it in-process through :meth:`transport`, or on a loopback port with :meth:`serve`
+    (asyncio) or :meth:`serve_in_thread`. See ``shared/reference/data-storage-behaviour.md``
+    for what "behaves" covers.
+
+    Args:
+        db: SQLite database: ``":memory:"`` (the default) or a file path.
+        faults: Faults to start with; none by default. Change :attr:`faults` at any time.
+        admin: Serve the control routes under ``/_emulator/`` (``GET``/``PUT faults``,
+            ``GET stats``, ``POST reset``, ``POST replay``); otherwise they are unknown paths.
+        clock: Returns the wall-clock time (aware datetime) the emulator judges timestamps by:
+            the 7-day/60-minute write window and duration forms of ``since``/``until``.
+    """
+
+    def __init__(
+        self,
+        db: str = ":memory:",
+        *,
+        faults: Faults | None = None,
+        admin: bool = False,
+        clock: Clock | None = None,
+    ) -> None:
+        self._state = State(db=db, faults=faults, clock=clock)
+        self._app = build_app(self._state, admin=admin)
+
+    @property
+    def app(self) -> Starlette:
+        """The ASGI application."""
+        return self._app
+
+    @property
+    def faults(self) -> Faults:
+        """The active faults; mutate them or assign new ones (which reseeds the draws)."""
+        return self._state.faults
+
+    @faults.setter
+    def faults(self, faults: Faults) -> None:
+        self._state.faults = faults
+
+    @property
+    def stats(self) -> EmulatorStats:
+        """A snapshot of request counts per route, correlation id and status."""
+        return self._state.stats()
+
+    def reset_stats(self) -> None:
+        """Zero the request counts."""
+        self._state.reset_stats()
+
+    def transport(self) -> httpx.AsyncBaseTransport:
+        """An httpx transport that calls the app in-process: no sockets, any event loop."""
+        return httpx.ASGITransport(app=self._app)
+
+    def serve(
+        self, host: str = "127.0.0.1", port: int = 0
+    ) -> contextlib.AbstractAsyncContextManager[str]:
+        """Serve over HTTP from the running asyncio loop; yields the base URL.
+
+        ``port=0`` picks a free port. The server stops when the block exits.
+        """
+        return _server.serve(self._app, host, port)
+
+    def serve_in_thread(
+        self, host: str = "127.0.0.1", port: int = 0
+    ) -> contextlib.AbstractContextManager[str]:
+        """Serve over HTTP from a background thread; yields the base URL, joins on exit."""
+        return _server.serve_in_thread(self._app, host, port)
+
+    def insert_events(self, events: Iterable[Mapping[str, Any]]) -> list[str]:
+        """Store events directly, as a writer would send them; return their ids.
+
+        Defaults are filled and ``event_data`` normalised as for an HTTP write, but the
+        timestamp window is not enforced, so tests can plant old rows. Raises ValueError when
+        an event fails the request schema.
+        """
+        return self._state.insert_events(events)
+
+    def replay_dead_letters(self) -> int:
+        """Replay the dead-letter queue now (unless the database is down); return how many."""
+        return self._state.replay()
+
+    def close(self) -> None:
+        """Close the store."""
+        self._state.store.close()
+
+    def __enter__(self) -> Emulator:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,159 @@
+"""The emulator's storage: one SQLite connection behind a lock."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from ._events import WRITTEN_COLUMNS
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL UNIQUE,
+    ts_us INTEGER NOT NULL,
+    event_date TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    version TEXT NOT NULL,
+    event_category TEXT NOT NULL,
+    event_action TEXT NOT NULL,
+    event_outcome TEXT NOT NULL,
+    correlation_id TEXT NOT NULL,
+    parent_event_id TEXT,
+    parent_event_date TEXT,
+    resource_type TEXT,
+    resource_id TEXT,
+    namespace TEXT,
+    cluster_id TEXT,
+    severity TEXT,
+    duration_ms INTEGER,
+    error_code TEXT,
+    error_message TEXT,
+    actor_id TEXT,
+    actor_type TEXT,
+    actor_ip TEXT,
+    retention_days INTEGER NOT NULL,
+    is_sensitive INTEGER NOT NULL,
+    event_hash TEXT NOT NULL,
+    previous_event_hash TEXT NOT NULL,
+    legal_hold INTEGER NOT NULL DEFAULT 0,
+    legal_hold_reason TEXT NOT NULL DEFAULT '',
+    legal_hold_placed_by TEXT NOT NULL DEFAULT '',
+    legal_hold_placed_at TEXT,
+    event_data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_events_by_correlation
+    ON audit_events (correlation_id, ts_us DESC, event_id DESC);
+CREATE INDEX IF NOT EXISTS audit_events_by_time ON audit_events (ts_us DESC, event_id DESC);
+"""
+_INSERT_COLUMNS = (*WRITTEN_COLUMNS, "event_hash", "previous_event_hash")
+_INSERT = (
+    f"INSERT INTO audit_events ({', '.join(_INSERT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _INSERT_COLUMNS)})"
+)
+# Postgres' `event_data->>key` is the text of the member: strings bare, true/false spelt out,
+# objects and arrays as JSON. SQLite's json_extract gives 1/0 for booleans, hence the CASE.
+_DETAIL = """CASE json_type(event_data, ?)
+    WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'
+    ELSE CAST(json_extract(event_data, ?) AS TEXT) END = ?"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Filters:
+    """The query's filters; None means no filter."""
+
+    correlation_id: str | None = None
+    event_type: str | None = None
+    event_category: str | None = None
+    event_outcome: str | None = None
+    severity: str | None = None
+    since_us: int | None = None
+    until_us: int | None = None
+    detail_key: str | None = None
+    detail_value: str | None = None
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        args: list[Any] = []
+        for name in ("correlation_id", "event_type", "event_category", "event_outcome", "severity"):
+            value = getattr(self, name)
+            if value is not None:
+                clauses.append(f"{name} = ?")
+                args.append(value)
+        if self.since_us is not None:
+            clauses.append("ts_us >= ?")
+            args.append(self.since_us)
+        if self.until_us is not None:
+            clauses.append("ts_us <= ?")
+            args.append(self.until_us)
+        if self.detail_key is not None and self.detail_value is not None:
+            path = f'$."{self.detail_key}"'
+            clauses.append(_DETAIL)
+            args.extend((path, path, self.detail_value))
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
+class Store:
+    """Audit events in SQLite: in memory for ``":memory:"``, else in the file named."""
+
+    def __init__(self, db: str = ":memory:") -> None:
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(db, check_same_thread=False, isolation_level=None)
+        self._conn.row_factory = _dict_row
+        if db != ":memory:":
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.executescript(_SCHEMA)
+
+    def insert(self, rows: Sequence[dict[str, Any]]) -> list[str]:
+        """Store rows in one transaction, chaining each one's hash to its correlation's last."""
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                last: dict[str, str] = {}
+                for row in rows:
+                    cid = row["correlation_id"]
+                    if cid not in last:
+                        found = self._conn.execute(
+                            "SELECT event_hash FROM audit_events WHERE correlation_id = ? "
+                            "ORDER BY seq DESC LIMIT 1",
+                            (cid,),
+                        ).fetchone()
+                        last[cid] = found["event_hash"] if found else ""
+                    values = [row[name] for name in WRITTEN_COLUMNS]
+                    content = json.dumps(values, separators=(",", ":"), ensure_ascii=False)
+                    digest = hashlib.sha256((last[cid] + content).encode()).hexdigest()
+                    self._conn.execute(_INSERT, (*values, digest, last[cid]))
+                    last[cid] = digest
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+        return [row["event_id"] for row in rows]
+
+    def count(self, filters: Filters) -> int:
+        where, args = filters.where()
+        with self._lock:
+            row = self._conn.execute(f"SELECT COUNT(*) AS n FROM audit_events{where}", args)
+            return int(row.fetchone()["n"])
+
+    def select(self, filters: Filters, *, limit: int, offset: int) -> list[dict[str, Any]]:
+        where, args = filters.where()
+        sql = (
+            f"SELECT * FROM audit_events{where} ORDER BY ts_us DESC, event_id DESC LIMIT ? OFFSET ?"
+        )
+        with self._lock:
+            return self._conn.execute(sql, [*args, limit, offset]).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def _dict_row(cursor: sqlite3.Cursor, values: tuple[Any, ...]) -> dict[str, Any]:
+    return {column[0]: value for column, value in zip(cursor.description, values, strict=True)}
