@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
+from pydantic import BaseModel
+
+from ._generated import models as _generated
 from ._generated.models import (
     AuditEvent,
     AuditEventData,
@@ -22,6 +25,15 @@ from ._generated.models import (
     Pagination,
     RFC7807Problem,
 )
+
+# The generated classes name one another before they are defined. Complete them now, while
+# their __module__ still names the generated module: kubernaut_audit/__init__ relabels the public
+# ones as "kubernaut_audit", where pydantic's deferred rebuild could not resolve those names (and
+# AuditEvent.model_validate() in a user's code failed with "not fully defined").
+for _model in vars(_generated).values():
+    if isinstance(_model, type) and issubclass(_model, BaseModel) and _model is not BaseModel:
+        _model.model_rebuild()
+del _model
 
 __all__ = [
     "AuditEvent",
