@@ -24,6 +24,8 @@ from dataclasses import dataclass
 STEP_FRACTION = 0.075
 #: How long after the predicted flush a poll is sent (seconds).
 PREDICTION_MARGIN = 0.004
+#: How long before a predicted window a staleness check is sent (seconds).
+CHECK_LEAD = 0.03
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +75,7 @@ class CadenceTracker:
         interval: float,
         *,
         tolerance: float = 0.012,
-        confident_after: int = 2,
+        confident_after: int = 3,
         target_width: float = 0.025,
     ) -> None:
         if interval <= 0:
@@ -86,6 +88,8 @@ class CadenceTracker:
         self.width = 0.0
         self.agreeing = 0
         self.resets = 0
+        self.last_rows: float | None = None
+        self.last_narrow: float | None = None
 
     @property
     def confident(self) -> bool:
@@ -101,15 +105,23 @@ class CadenceTracker:
         if span <= 0 or span >= self.interval:
             return  # a full turn of the circle or more says nothing about the phase
         start = after % self.interval
+        if span < self.interval / 2:
+            self.last_narrow = until
         if self.lo is None:
             if span < self.interval / 2:
                 self._reset(start, span)
             return
-        piece = self._overlap(start, span, 0.0) or self._overlap(start, span, self.tolerance)
+        narrow = span < self.interval / 2
+        piece = self._overlap(start, span, 0.0)
+        if piece is None and narrow:
+            # Write times jitter by a few ms: a narrow window just beside the estimate agrees.
+            piece = self._overlap(start, span, self.tolerance)
         if piece is None:
-            if span < self.interval / 2:
+            if narrow:
                 self.resets += 1
                 self._reset(start, span)
+            else:
+                self.missed()
             return
         self.lo = piece[0] % self.interval
         self.width = piece[1] - piece[0]
@@ -128,6 +140,14 @@ class CadenceTracker:
                 his.append(hi)
         return (min(los), max(his)) if los else None
 
+    def saw_rows(self, at: float) -> None:
+        """A poll answered at ``at`` showed rows no poll had shown before."""
+        self.last_rows = at if self.last_rows is None else max(self.last_rows, at)
+
+    def missed(self) -> None:
+        """A decisive poll found nothing: distrust the estimate until it is confirmed again."""
+        self.agreeing = 0
+
     def _reset(self, lo: float, width: float) -> None:
         self.lo = lo
         self.width = width
@@ -140,17 +160,28 @@ class CadenceTracker:
         start = self.lo + k * self.interval
         return start, start + self.width
 
-    def plan(self, now: float) -> tuple[float, float | None]:
-        """When to poll next to catch the next flush with the least lateness.
+    def plan(self, now: float, began: float) -> tuple[float, str]:
+        """When to poll next to catch the next flush with the least lateness, for a wait that
+        began at ``began``, and the kind of that poll:
 
-        Returns ``(when, window_start)``. ``window_start`` is None for a probe (a poll in the
-        middle of a window still wider than ``target_width``, which halves it either way); for
-        the decisive poll right after the window's end it is the window's start, so a caller can
-        tell whether a miss there disproves the prediction.
+        * ``"probe"``: the middle of a window still wider than ``target_width`` (halves it);
+        * ``"check"``: just before the window, when no narrow observation came for 1.5
+          intervals (in a steady suite, every other wait); rows seen there arrived off the
+          grid, so the estimate is stale;
+        * ``"decisive"``: just after the window; a miss there disproves the prediction.
+
+        A window whose flush was already seen before the wait began is skipped: the wait's
+        events come in a later one.
         """
         start, end = self.next_window(now)
-        if self.width > self.target_width:
-            mid = (start + end) / 2
-            if mid > now:
-                return mid, None
-        return end + PREDICTION_MARGIN, start
+        seen = self.last_rows
+        if seen is not None and seen <= began and start - self.tolerance <= seen:
+            start, end = start + self.interval, end + self.interval
+        stale = self.last_narrow is None or now - self.last_narrow > 1.5 * self.interval
+        check = start - CHECK_LEAD
+        if stale and check > now:
+            return check, "check"
+        mid = (start + end) / 2
+        if self.width > self.target_width + 1e-9 and mid > now:
+            return mid, "probe"
+        return end + PREDICTION_MARGIN, "decisive"

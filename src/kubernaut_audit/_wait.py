@@ -37,6 +37,8 @@ WRITE_ALLOWANCE = 0.25
 #: The last poll of a wait is sent this long before the deadline, so it can still count.
 _FINAL_POLL_GUARD = 0.05
 _SHOW_IDS = 5
+#: A query sent this long before another wait's poll was due answers that poll too (seconds).
+_SHARE_WINDOW = 0.005
 
 
 def default_timeout(flush_interval: float) -> float:
@@ -282,17 +284,25 @@ class _Inflight:
 
 
 class _SharedState:
-    """Per client: the learned flush cadence and the queries in flight, by correlation id."""
+    """Per client: the learned flush cadence, and per correlation id the latest query (in flight
+    or answered), which waits polling at the same moment share."""
 
     def __init__(self) -> None:
         self.trackers: dict[float, CadenceTracker] = {}
-        self.inflight: dict[str, _Inflight] = {}
+        self.latest: dict[str, _Inflight] = {}
 
     def tracker(self, interval: float) -> CadenceTracker:
         tracker = self.trackers.get(interval)
         if tracker is None:
             tracker = self.trackers[interval] = CadenceTracker(interval)
         return tracker
+
+    def remember(self, cid: str, query: _Inflight) -> None:
+        if len(self.latest) > 1024:
+            horizon = query.sent - 60.0
+            for key in [k for k, q in self.latest.items() if q.done.is_set() and q.sent < horizon]:
+                del self.latest[key]
+        self.latest[cid] = query
 
 
 def _shared(client: AsyncAuditClient) -> _SharedState:
@@ -305,20 +315,25 @@ def _shared(client: AsyncAuditClient) -> _SharedState:
 async def _fetch_correlation(
     client: AsyncAuditClient, filters: Filters, deadline: float, retry: RetryPolicy
 ) -> tuple[list[AuditEvent], float, float, bool]:
-    """All events of the correlation id: (events, sent, received, shared)."""
+    """All events of the correlation id: (events, sent, received, shared).
+
+    A query of another wait is shared when it is in flight, or was sent no more than
+    ``_SHARE_WINDOW`` before this poll was due: its answer is as fresh as our own would be.
+    """
     shared = _shared(client)
     cid = filters.correlation_id
     assert cid is not None
-    running = shared.inflight.get(cid)
-    if running is not None:
-        await running.done.wait()
-        if running.events is not None:
-            return running.events, running.sent, running.received, True
-        if running.error is not None:
-            raise running.error
-        # The owner was cancelled before an answer: ask ourselves.
-    own = _Inflight(anyio.current_time())
-    shared.inflight[cid] = own
+    now = anyio.current_time()
+    latest = shared.latest.get(cid)
+    if latest is not None and (not latest.done.is_set() or latest.sent >= now - _SHARE_WINDOW):
+        await latest.done.wait()
+        if latest.events is not None:
+            return latest.events, latest.sent, latest.received, True
+        if latest.error is not None:
+            raise latest.error
+        # Its owner was cancelled before an answer: ask ourselves.
+    own = _Inflight(now)
+    shared.remember(cid, own)
     try:
         walker = PageWalker(page_size=_config.MAX_PAGE_LIMIT, verify=False)
         events: list[AuditEvent] = []
@@ -333,8 +348,6 @@ async def _fetch_correlation(
         raise
     finally:
         own.done.set()
-        if shared.inflight.get(cid) is own:
-            del shared.inflight[cid]
 
 
 def _key(event: AuditEvent) -> str:
@@ -408,8 +421,10 @@ class _Poller:
                     if key not in self.seen:
                         self.seen[key] = event
                         new += 1
-                if new and self.prev_sent is not None:
-                    self.tracker.observe(self.prev_sent, q_received)
+                if new:
+                    self.tracker.saw_rows(q_received)
+                    if self.prev_sent is not None:
+                        self.tracker.observe(self.prev_sent, q_received)
                 self.prev_sent = q_sent
         now = anyio.current_time()
         if scope.cancelled_caught:
@@ -567,7 +582,7 @@ async def wait_async(
     satisfied_at: float | None = None
     settle_until: float | None = None
     next_at = p.start
-    decisive_window: float | None = None
+    kind = ""
     final = False
 
     while True:
@@ -592,14 +607,17 @@ async def wait_async(
             continue
         if final or now >= p.deadline:
             raise p.failure(AuditWaitTimeout, "timed out waiting for audit events")
-        # A decisive miss disproves the prediction only if that flush came after the wait began
-        # (an earlier one may simply have preceded the events). Errors also end predicting.
-        missed = decisive_window is not None and decisive_window > p.start and not new
-        if predicting and (new is None or missed):
+        if predicting and (
+            new is None or (kind == "decisive" and not new) or (kind == "check" and new)
+        ):
+            # Rows off the predicted grid, a missed prediction, or a failing server: distrust
+            # the estimate and follow the cold schedule from here.
+            if new is not None:
+                p.tracker.missed()
             predicting, origin, overdue = False, now, 0
-        decisive_window = None
+        kind = ""
         if predicting:
-            next_at, decisive_window = p.tracker.plan(now)
+            next_at, kind = p.tracker.plan(now, p.start)
         else:
             next_at = cold.next_poll(origin=origin, last_poll=sent, overdue_polls=overdue, rng=rng)
             if next_at > origin + cold.due_for:

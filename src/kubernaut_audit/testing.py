@@ -1,0 +1,52 @@
+"""Helpers for test suites that use kubernaut-audit.
+
+``set_testing(True)`` makes the SDK's HTTP retries instant and caps their attempts, so a test
+that provokes errors against a fake server does not sleep through backoffs. Waits are not
+affected: their schedule follows the writer's flush interval, which a test cannot shorten.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from ._retry import set_testing_state, testing_state
+
+__all__ = ["is_testing", "set_testing"]
+
+
+class _Restore:
+    def __init__(self, previous: tuple[bool, int]) -> None:
+        self._previous = previous
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        set_testing_state(*self._previous)
+
+
+def set_testing(testing: bool, *, attempts: int = 1) -> _Restore:
+    """Turn test mode on or off: no backoff between retries, at most ``attempts`` tries.
+
+    Works as a plain call or as a context manager that restores the previous mode::
+
+        with set_testing(True, attempts=2):
+            ...
+
+    .. versionadded:: 0.1.0
+    """
+    if attempts < 1:
+        raise ValueError("attempts must be at least 1")
+    previous = testing_state()
+    set_testing_state(testing, attempts)
+    return _Restore(previous)
+
+
+def is_testing() -> bool:
+    """Whether test mode is on."""
+    return testing_state()[0]

@@ -1,0 +1,139 @@
+"""The poll schedule and the cadence tracker are pure: tested with plain numbers."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from kubernaut_audit._schedule import (
+    CHECK_LEAD,
+    PREDICTION_MARGIN,
+    CadenceTracker,
+    ColdSchedule,
+)
+
+
+def test_cold_step_scales_with_flush_interval() -> None:
+    """The due-phase step is 7.5 % of the interval, clamped to [10 ms, 500 ms]."""
+    assert ColdSchedule(2.0, 0.25).step == pytest.approx(0.15)
+    assert ColdSchedule(0.05, 0.25).step == 0.01
+    assert ColdSchedule(60.0, 0.25).step == 0.5
+
+
+def test_cold_schedule_polls_evenly_while_events_are_due() -> None:
+    """Within one interval plus the write allowance, polls are one step apart, no jitter."""
+    s = ColdSchedule(2.0, 0.25)
+    rng = random.Random(1)
+    t, polls = 0.0, []
+    while t < s.due_for - s.step:
+        t = s.next_poll(origin=0.0, last_poll=t, overdue_polls=0, rng=rng)
+        polls.append(t)
+    gaps = {round(b - a, 9) for a, b in zip([0.0, *polls], polls, strict=False)}
+    assert gaps == {round(s.step, 9)}
+
+
+def test_cold_schedule_backs_off_with_full_jitter_up_to_the_cap() -> None:
+    """Once overdue, gaps are random within an exponentially growing bound capped at F."""
+    s = ColdSchedule(2.0, 0.25)
+    rng = random.Random(7)
+    for overdue in range(12):
+        bound = min(s.cap, s.step * 2 ** (overdue + 1))
+        for _ in range(200):
+            gap = s.next_poll(origin=0.0, last_poll=10.0, overdue_polls=overdue, rng=rng) - 10.0
+            assert s.step / 2 - 1e-9 <= gap <= max(bound, s.step / 2) + 1e-9
+    assert s.cap == 2.0
+
+
+def test_tracker_learns_phase_from_agreeing_windows() -> None:
+    """Three windows that agree modulo the interval make the tracker confident."""
+    t = CadenceTracker(2.0)
+    t.observe(0.60, 0.75)
+    t.observe(2.60, 2.80)
+    assert not t.confident
+    t.observe(4.65, 4.72)
+    assert t.confident
+    assert t.lo == pytest.approx(0.65)
+    assert t.width == pytest.approx(0.07)
+
+
+def test_tracker_resets_on_a_contradicting_window() -> None:
+    """A narrow window that misses the estimate replaces it and drops confidence."""
+    t = CadenceTracker(2.0)
+    t.observe(0.60, 0.75)
+    t.observe(2.60, 2.75)
+    t.observe(5.50, 5.60)
+    assert not t.confident
+    assert t.resets == 1
+    assert t.lo == pytest.approx(1.5)
+
+
+def test_tracker_ignores_windows_spanning_a_whole_interval() -> None:
+    """A window as long as the interval carries no phase information."""
+    t = CadenceTracker(2.0)
+    t.observe(0.0, 2.5)
+    assert t.lo is None
+
+
+def test_tracker_narrows_with_a_long_one_sided_window() -> None:
+    """A window longer than half the interval still cuts the estimate where it applies."""
+    t = CadenceTracker(2.0, tolerance=0.0)
+    t.observe(0.70, 0.76)
+    t.observe(2.70, 2.76)
+    t.observe(4.766, 6.731)  # a miss just after 4.76 then a hit at 6.731
+    assert t.lo == pytest.approx(0.70)
+    assert t.width == pytest.approx(0.031)
+
+
+def test_plan_probes_the_middle_of_a_wide_window_then_its_end() -> None:
+    """Wide estimate: probe mid-window (not decisive); then poll just after the end."""
+    t = CadenceTracker(2.0, target_width=0.025)
+    t.observe(0.60, 0.70)
+    t.observe(2.60, 2.70)
+    assert t.plan(3.0, began=3.0) == (pytest.approx(4.65), "probe")
+    assert t.plan(4.66, began=3.0) == (pytest.approx(4.70 + PREDICTION_MARGIN), "decisive")
+
+
+def test_plan_skips_a_window_already_seen_flushing() -> None:
+    """A wait that began after the current window's batch was seen aims at the next one."""
+    t = CadenceTracker(2.0, target_width=0.05)
+    t.observe(0.60, 0.62)
+    t.observe(2.60, 2.62)
+    t.saw_rows(4.615)
+    assert t.plan(4.616, began=4.616) == (pytest.approx(6.62 + PREDICTION_MARGIN), "decisive")
+    assert t.plan(4.605, began=4.605) == (pytest.approx(4.62 + PREDICTION_MARGIN), "decisive")
+
+
+def test_plan_checks_before_the_window_when_the_estimate_is_stale() -> None:
+    """Without a narrow observation for 1.5 intervals, a check goes just before the window."""
+    t = CadenceTracker(2.0, target_width=0.05)
+    t.observe(0.60, 0.62)
+    t.observe(2.60, 2.62)
+    assert t.plan(9.0, began=9.0) == (pytest.approx(10.60 - CHECK_LEAD), "check")
+    assert t.plan(10.58, began=9.0) == (pytest.approx(10.62 + PREDICTION_MARGIN), "decisive")
+
+
+def test_a_miss_withdraws_confidence() -> None:
+    """After a decisive miss the tracker must be confirmed again before predicting."""
+    t = CadenceTracker(2.0)
+    for k in range(3):
+        t.observe(0.60 + 2 * k, 0.62 + 2 * k)
+    assert t.confident
+    t.missed()
+    assert not t.confident
+
+
+def test_next_window_is_the_first_ending_after_now() -> None:
+    """Predictions step whole intervals and never return a window already over."""
+    t = CadenceTracker(2.0)
+    t.observe(0.60, 0.62)
+    for now in (0.0, 0.61, 0.63, 7.3, 100.0):
+        start, end = t.next_window(now)
+        assert end > now >= end - 2.0
+        assert (start - 0.60) / 2.0 == pytest.approx(round((start - 0.60) / 2.0))
+
+
+def test_tracker_rejects_a_non_positive_interval() -> None:
+    """An interval of zero makes no grid."""
+    with pytest.raises(ValueError, match="interval"):
+        CadenceTracker(0.0)
