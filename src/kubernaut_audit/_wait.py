@@ -68,6 +68,8 @@ class PollRecord:
     """Events this poll saw for the first time."""
     matched: int
     """Events matching the expectation's filters after this poll."""
+    by_type: tuple[tuple[str, int], ...] = ()
+    """Events known after this poll, counted by event type (most frequent first)."""
     error: str | None = None
     """The transient error this poll met, if any."""
     shared: bool = False
@@ -443,6 +445,7 @@ class _Poller:
             events=len(self.seen),
             new=new,
             matched=len(matched),
+            by_type=tuple(Counter(e.event_type for e in self.seen.values()).most_common()),
             error=f"{type(error).__name__}: {error}" if error else None,
             shared=shared,
         )

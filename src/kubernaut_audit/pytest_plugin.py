@@ -107,7 +107,7 @@ def data_storage_url(request: pytest.FixtureRequest) -> Iterator[str]:
             yield url
         emulator.close()
         return
-    url = (
+    url: str | None = (
         config.getoption("data_storage_url")
         or config.getini("data_storage_url")
         or _config.env(_config.ENV_URL)

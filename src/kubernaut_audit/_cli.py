@@ -1,0 +1,393 @@
+"""The ``kubernaut-audit`` command: audit trails from the shell, waits in scripts, a local server.
+
+Exit codes: 0 success; 1 a wait failed (timeout or unexpected events); 2 usage or
+configuration error; 3 Data Storage answered with an error; 4 Data Storage could not be reached
+or answered with something unreadable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+import anyio
+
+from . import _config
+from ._client import AsyncAuditClient
+from ._exceptions import (
+    AuditError,
+    AuditWaitError,
+    ConfigurationError,
+    DataStorageError,
+)
+from ._sync import AuditClient
+from ._wait import PollRecord
+from .models import AuditEvent
+
+EXIT_OK, EXIT_WAIT_FAILED, EXIT_USAGE, EXIT_SERVER, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
+
+_EXAMPLES = """\
+examples:
+  kubernaut-audit events --correlation-id rr-2025-001
+  kubernaut-audit events --correlation-id rr-2025-001 --all --format jsonl | jq .event_type
+  kubernaut-audit wait --correlation-id rr-2025-001 --event-type gateway.signal.received
+  kubernaut-audit wait --correlation-id rr-2025-001 --count 3 --settle --timeout 20
+  kubernaut-audit serve --port 18090          # a local Data Storage emulator
+  kubernaut-audit demo                        # see a wait replace time.sleep(5)
+
+configuration: flags first, then the environment: DATA_STORAGE_URL, DATA_STORAGE_TOKEN,
+DATA_STORAGE_TOKEN_FILE, DATA_STORAGE_USER, KUBERNAUT_AUDIT_FLUSH_INTERVAL.
+
+exit codes: 0 ok, 1 wait failed, 2 usage or configuration, 3 server error, 4 unreachable.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse's default prints usage and exits 2 too
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"kubernaut-audit: error: {message}\n")
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="kubernaut-audit",
+        description="Query Kubernaut's Data Storage audit trail and wait for audit events.",
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def server_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--url", help=f"Data Storage address (default: ${_config.ENV_URL})")
+        p.add_argument("--token-file", help=f"bearer token file (${_config.ENV_TOKEN_FILE})")
+        p.add_argument("--user", help=f"X-Auth-Request-User value (${_config.ENV_USER})")
+        p.add_argument("--correlation-id", required=True, help="the correlation id (required)")
+        p.add_argument("--event-type", help="only events of this type")
+        p.add_argument("--event-category", help="only events of this category")
+        p.add_argument("--outcome", help="only events with this outcome")
+
+    events = sub.add_parser(
+        "events",
+        help="list the audit events of a correlation id",
+        description="List audit events, newest first.",
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    server_options(events)
+    events.add_argument("--since", help="lower time bound: 90m, 24h, 7d, RFC 3339, YYYY-MM-DD")
+    events.add_argument("--until", help="upper time bound, same forms as --since")
+    events.add_argument("--limit", type=int, default=100, help="page size (default 100)")
+    events.add_argument("--all", action="store_true", help="every page, not only the first")
+    events.add_argument("--format", choices=["table", "json", "jsonl"], default="table")
+
+    wait = sub.add_parser(
+        "wait",
+        help="wait until expected audit events are stored",
+        description="Wait for audit events; exit 0 when met, 1 with a diagnostic otherwise.",
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    server_options(wait)
+    wait.add_argument("--min-count", type=_count, default=1, help="at least N events")
+    wait.add_argument("--count", type=_count, help="exactly N events")
+    wait.add_argument("--timeout", type=_positive, help="seconds (default 3 × flush + 5)")
+    wait.add_argument("--flush-interval", type=_positive, help="writer flush interval (2.0)")
+    wait.add_argument("--settle", action="store_true", help="then watch one more interval")
+    wait.add_argument("--format", choices=["table", "json", "jsonl"], default="table")
+
+    serve = sub.add_parser(
+        "serve",
+        help="run a local Data Storage emulator",
+        description="Serve the Data Storage emulator until interrupted; prints the URL.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=0, help="port (0 picks a free one)")
+    serve.add_argument("--db", default=":memory:", help="SQLite file (default: in memory)")
+    serve.add_argument("--admin", action="store_true", help="enable /_emulator/ control routes")
+
+    demo = sub.add_parser(
+        "demo",
+        help="watch a wait replace time.sleep(5), against a built-in Data Storage",
+        description="Emit audit events through a buffered writer into an in-process emulator "
+        "and wait for them with the SDK; prints a timeline.",
+    )
+    demo.add_argument("--flush-interval", type=_positive, default=2.0, help="writer flush (2.0)")
+    demo.add_argument("--rounds", type=int, default=5, help="test-like rounds to run (5)")
+    return parser
+
+
+def _client(args: argparse.Namespace) -> AuditClient:
+    return AuditClient(
+        base_url=args.url,
+        token_file=args.token_file,
+        user=args.user,
+        flush_interval=getattr(args, "flush_interval", None),
+    )
+
+
+def _filters(args: argparse.Namespace) -> dict[str, Any]:
+    filters = {
+        "event_type": args.event_type,
+        "event_category": args.event_category,
+        "event_outcome": args.outcome,
+    }
+    return {k: v for k, v in filters.items() if v is not None}
+
+
+def _event_json(event: AuditEvent) -> dict[str, Any]:
+    data: dict[str, Any] = event.model_dump(mode="json", exclude_none=True)
+    return data
+
+
+def _print_events(events: Sequence[AuditEvent], fmt: str, out: TextIO) -> None:
+    if fmt == "json":
+        json.dump([_event_json(e) for e in events], out, indent=2)
+        out.write("\n")
+    elif fmt == "jsonl":
+        for e in events:
+            out.write(json.dumps(_event_json(e), separators=(",", ":")) + "\n")
+    else:
+        out.write(_table(events, shutil.get_terminal_size((120, 24)).columns) + "\n")
+
+
+def _table(events: Sequence[AuditEvent], width: int) -> str:
+    if not events:
+        return "(no events)"
+    rows = [
+        (
+            e.event_timestamp.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
+            str(e.event_outcome),
+            e.event_type,
+            str(e.event_category),
+            str(e.event_id or ""),
+        )
+        for e in events
+    ]
+    heads = ("TIMESTAMP (UTC)", "OUTCOME", "EVENT TYPE", "CATEGORY", "EVENT ID")
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(heads)]
+    # Shrink the widest columns first (type, then id) until the table fits the terminal.
+    for i in (2, 4, 3):
+        excess = sum(widths) + 2 * (len(widths) - 1) - width
+        if excess <= 0:
+            break
+        widths[i] = max(len(heads[i]) if i != 4 else 8, widths[i] - excess)
+
+    def fit(text: str, n: int) -> str:
+        return text if len(text) <= n else text[: max(n - 1, 0)] + "…"
+
+    lines = ["  ".join(fit(h, w).ljust(w) for h, w in zip(heads, widths, strict=True))]
+    lines += [
+        "  ".join(fit(c, w).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    return "\n".join(lines)
+
+
+def _cmd_events(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        if args.all:
+            events = client.list_audit_events(correlation_id=args.correlation_id, **_filters(args))
+        else:
+            events = client.query_audit_events(
+                correlation_id=args.correlation_id,
+                limit=args.limit,
+                since=args.since,
+                until=args.until,
+                **_filters(args),
+            ).events
+    _print_events(events, args.format, sys.stdout)
+    return EXIT_OK
+
+
+def _progress(stream: TextIO) -> Callable[[PollRecord], None]:
+    def show(record: PollRecord) -> None:
+        types = ", ".join(f"{t} ×{n}" for t, n in record.by_type) or "none yet"
+        line = f"\rpoll {record.number} at {record.at:5.1f}s: {record.matched} matching ({types})"
+        stream.write(line[: shutil.get_terminal_size((120, 24)).columns - 1].ljust(60))
+        stream.flush()
+
+    return show
+
+
+def _cmd_wait(args: argparse.Namespace) -> int:
+    options: dict[str, Any] = {**_filters(args), "min_count": args.min_count}
+    for name in ("count", "timeout", "flush_interval"):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
+    if args.settle:
+        options["settle"] = True
+    live = sys.stderr.isatty()
+    if live:
+        options["on_poll"] = _progress(sys.stderr)
+    with _client(args) as client:
+        try:
+            events = client.wait_for_audit_events(args.correlation_id, **options)
+        finally:
+            if live:
+                sys.stderr.write("\n")
+    _print_events(events, args.format, sys.stdout)
+    stats = events.stats
+    print(
+        f"{len(events)} event(s) after {stats.elapsed:.2f}s and {stats.polls} poll(s)",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .emulator import Emulator
+
+    emulator = Emulator(db=args.db, admin=args.admin)
+
+    async def run() -> None:
+        async with emulator.serve(host=args.host, port=args.port) as url:
+            print(f"Data Storage emulator listening on {url}", flush=True)
+            print(f"  export {_config.ENV_URL}={url}", flush=True)
+            await anyio.sleep_forever()
+
+    try:
+        anyio.run(run)
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+    finally:
+        emulator.close()
+    return EXIT_OK
+
+
+_PIPELINE = (
+    "gateway.signal.received",
+    "signalprocessing.signal.processed",
+    "aianalysis.phase.transition",
+    "workflowexecution.workflow.started",
+    "orchestrator.lifecycle.completed",
+    "notification.message.sent",
+)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .emulator import AsyncBufferedEmitter, Emulator, make_event
+
+    interval: float = args.flush_interval
+    sleep_cost = 5.0
+
+    async def run() -> None:
+        emulator = Emulator()
+        transport = emulator.transport()
+        out = sys.stdout
+        out.write(
+            f"kubernaut-audit demo: an in-process Data Storage and a service-like buffered\n"
+            f"writer flushing every {interval:g}s (ADR-038). Each round triggers the 'service',\n"
+            f"which emits {len(_PIPELINE)} audit events, then waits for them.\n\n"
+        )
+        async with (
+            AsyncAuditClient(transport=transport, flush_interval=interval) as client,
+            AsyncBufferedEmitter(transport=transport, flush_interval=interval) as emitter,
+        ):
+            total_wait = 0.0
+            for n in range(1, args.rounds + 1):
+                cid = f"demo-{n}-{uuid.uuid4().hex[:8]}"
+                t0 = time.monotonic()
+                for event_type in _PIPELINE:
+                    emitter.emit(make_event(cid, event_type))
+                events = await client.wait_for_audit_events(
+                    cid, event_types=list(_PIPELINE), timeout=3 * interval + 5
+                )
+                noticed = time.monotonic()
+                total_wait += noticed - t0
+                mine = [r for r in emitter.records if r.correlation_id == cid]
+                visible = max(r.visible_at or noticed for r in mine)
+                out.write(f"round {n}  correlation_id={cid}\n")
+                out.write(f"  emitted at      +{0:6.3f}s  ({len(mine)} events)\n")
+                out.write(
+                    f"  visible at      +{visible - t0:6.3f}s  (the writer's flush stored them)\n"
+                )
+                out.write(
+                    f"  noticed at      +{noticed - t0:6.3f}s  "
+                    f"({(noticed - visible) * 1000:.0f} ms after they became visible, "
+                    f"{events.stats.polls} polls)\n"
+                )
+                types = Counter(e.event_type for e in events)
+                out.write(f"  got             {len(events)} events, {len(types)} types\n")
+                out.write(
+                    f"  time.sleep({sleep_cost:g})   would have taken {sleep_cost:.3f}s "
+                    f"({sleep_cost - (noticed - t0):+.3f}s more)\n\n"
+                )
+            saved = args.rounds * sleep_cost - total_wait
+            out.write(
+                f"{args.rounds} rounds waited {total_wait:.2f}s in all; "
+                f"time.sleep({sleep_cost:g}) would have taken {args.rounds * sleep_cost:.2f}s "
+                f"({saved:.2f}s saved),\nand could still fail when a flush is late. Later rounds "
+                "need fewer polls: the SDK learns the writer's flush cadence.\n"
+            )
+        emulator.close()
+
+    anyio.run(run)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``kubernaut-audit`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from importlib.metadata import version
+
+        print(version("kubernaut-audit"))
+        return EXIT_OK
+    commands: dict[str, Callable[[argparse.Namespace], int]] = {
+        "events": _cmd_events,
+        "wait": _cmd_wait,
+        "serve": _cmd_serve,
+        "demo": _cmd_demo,
+    }
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return commands[args.command](args)
+    except AuditWaitError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_WAIT_FAILED
+    except (ConfigurationError, ValueError, TypeError) as exc:
+        print(f"kubernaut-audit: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except DataStorageError as exc:
+        print(f"kubernaut-audit: {exc}", file=sys.stderr)
+        return EXIT_SERVER
+    except AuditError as exc:
+        print(f"kubernaut-audit: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except ImportError as exc:
+        print(
+            f"kubernaut-audit: {exc.name or exc}: install kubernaut-audit[emulator]",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
