@@ -103,8 +103,8 @@ def data_storage_url(request: pytest.FixtureRequest) -> Iterator[str]:
         from .emulator import Emulator
 
         emulator = Emulator()
-        with emulator.serve_in_thread(host="127.0.0.1", port=0) as url:
-            yield url
+        with emulator.serve_in_thread(host="127.0.0.1", port=0) as served:
+            yield served
         emulator.close()
         return
     url: str | None = (
