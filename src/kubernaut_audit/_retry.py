@@ -77,7 +77,7 @@ class RetryDetails:
 class RetryHook(Protocol):
     """Called before every retry sleep."""
 
-    def __call__(self, details: RetryDetails) -> None: ...
+    def __call__(self, details: RetryDetails, /) -> None: ...
 
 
 def log_retry(details: RetryDetails) -> None:
