@@ -94,12 +94,16 @@ async def test_proxy_502_is_not_json(emulator: Emulator, client: httpx.AsyncClie
     assert response.headers["content-type"] == "text/html"
 
 
-@pytest.mark.parametrize("name", ["drop_connection_rate", "truncated_body_rate"])
+@pytest.mark.parametrize(
+    "faults",
+    [Faults(drop_connection_rate=1.0), Faults(truncated_body_rate=1.0)],
+    ids=["drop", "truncate"],
+)
 async def test_broken_bodies_raise_remote_protocol_error_in_process(
-    emulator: Emulator, client: httpx.AsyncClient, name: str
+    emulator: Emulator, client: httpx.AsyncClient, faults: Faults
 ) -> None:
     """In-process, a dropped or truncated body raises httpx.RemoteProtocolError."""
-    emulator.faults = Faults(**{name: 1.0})
+    emulator.faults = faults
     with pytest.raises(httpx.RemoteProtocolError):
         await client.get(EVENTS)
 

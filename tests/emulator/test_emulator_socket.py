@@ -72,14 +72,18 @@ def test_readyz_and_errors_on_the_wire(emulator_url: tuple[Emulator, str]) -> No
     assert wrong.content == b""
 
 
-@pytest.mark.parametrize("name", ["drop_connection_rate", "truncated_body_rate"])
+@pytest.mark.parametrize(
+    "faults",
+    [Faults(drop_connection_rate=1.0), Faults(truncated_body_rate=1.0)],
+    ids=["drop", "truncate"],
+)
 def test_broken_bodies_break_the_connection(
-    emulator_url: tuple[Emulator, str], name: str, cid: str
+    emulator_url: tuple[Emulator, str], faults: Faults, cid: str
 ) -> None:
     """Over HTTP a dropped or truncated body fails the client with a transport error."""
     emu, url = emulator_url
     emu.insert_events([event(cid) for _ in range(10)])
-    emu.faults = Faults(**{name: 1.0})
+    emu.faults = faults
     with httpx.Client(base_url=url) as http, pytest.raises(httpx.TransportError):
         http.get(EVENTS, params={"correlation_id": cid})
 
