@@ -187,8 +187,8 @@ def _table(events: Sequence[AuditEvent], width: int) -> str:
     ]
     heads = ("TIMESTAMP (UTC)", "OUTCOME", "EVENT TYPE", "CATEGORY", "EVENT ID")
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(heads)]
-    # Shrink the widest columns first (type, then id) until the table fits the terminal.
-    for i in (2, 4, 3):
+    # Shrink the event id first (its prefix is enough to find it), then category, then type.
+    for i in (4, 3, 2):
         excess = sum(widths) + 2 * (len(widths) - 1) - width
         if excess <= 0:
             break
@@ -197,7 +197,7 @@ def _table(events: Sequence[AuditEvent], width: int) -> str:
     def fit(text: str, n: int) -> str:
         return text if len(text) <= n else text[: max(n - 1, 0)] + "…"
 
-    lines = ["  ".join(fit(h, w).ljust(w) for h, w in zip(heads, widths, strict=True))]
+    lines = ["  ".join(fit(h, w).ljust(w) for h, w in zip(heads, widths, strict=True)).rstrip()]
     lines += [
         "  ".join(fit(c, w).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
         for row in rows

@@ -1,0 +1,202 @@
+"""The kubernaut-audit command, driven as a user would against the emulator over loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from kubernaut_audit._cli import main
+from kubernaut_audit.emulator import Emulator, make_event
+from kubernaut_audit.testing import set_testing
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[tuple[Emulator, str]]:
+    emulator = Emulator()
+    with emulator.serve_in_thread(host="127.0.0.1", port=0) as url:
+        yield emulator, url
+    emulator.close()
+
+
+@pytest.fixture(autouse=True)
+def _quick_retries() -> Iterator[None]:
+    with set_testing(True, attempts=2):
+        yield
+
+
+def _seed(emulator: Emulator, cid: str, *types: str) -> None:
+    emulator.insert_events(make_event(cid, t) for t in types)
+
+
+def test_events_prints_a_table_that_fits_the_terminal(
+    served: tuple[Emulator, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The default table lists each event on one line no wider than the terminal."""
+    emulator, url = served
+    _seed(emulator, "cli-table", "gateway.signal.received", "gateway.crd.created")
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["events", "--url", url, "--correlation-id", "cli-table"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("TIMESTAMP (UTC)")
+    assert len(lines) == 3
+    assert all(len(line) <= 80 for line in lines)
+    assert any("gateway.crd.created" in line for line in lines)
+
+
+def test_events_jsonl_is_one_event_per_line_in_a_stable_field_order(
+    served: tuple[Emulator, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """jsonl gives one JSON object per line, envelope fields in the same order every time."""
+    emulator, url = served
+    _seed(emulator, "cli-jsonl", "a.b.c", "a.b.d")
+    assert main(["events", "--url", url, "--correlation-id", "cli-jsonl", "--format", "jsonl"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {r["event_type"] for r in rows} == {"a.b.c", "a.b.d"}
+    assert list(rows[0])[:3] == list(rows[1])[:3] == ["event_id", "event_date", "version"]
+
+
+def test_events_json_all_pages(
+    served: tuple[Emulator, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--all --format json prints every event as one JSON array."""
+    emulator, url = served
+    _seed(emulator, "cli-all", *["x.y.z"] * 7)
+    argv = ["events", "--url", url, "--correlation-id", "cli-all", "--all", "--format", "json"]
+    assert main(argv) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 7
+
+
+def test_events_reads_the_url_from_the_environment(
+    served: tuple[Emulator, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without --url, DATA_STORAGE_URL names the server."""
+    emulator, url = served
+    _seed(emulator, "cli-env", "a.b.c")
+    monkeypatch.setenv("DATA_STORAGE_URL", url)
+    assert main(["events", "--correlation-id", "cli-env", "--format", "jsonl"]) == 0
+    assert "a.b.c" in capsys.readouterr().out
+
+
+def test_wait_exits_zero_when_met(
+    served: tuple[Emulator, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """wait returns 0 and prints the events and a summary."""
+    emulator, url = served
+    _seed(emulator, "cli-wait", "gateway.signal.received")
+    argv = ["wait", "--url", url, "--correlation-id", "cli-wait"]
+    assert main([*argv, "--event-type", "gateway.signal.received"]) == 0
+    captured = capsys.readouterr()
+    assert "gateway.signal.received" in captured.out
+    assert "1 event(s) after" in captured.err
+
+
+def test_wait_exits_one_with_the_diagnostic_on_timeout(
+    served: tuple[Emulator, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A timeout exits 1 and prints what arrived, without a traceback."""
+    emulator, url = served
+    _seed(emulator, "cli-timeout", "gateway.crd.failed")
+    argv = ["wait", "--url", url, "--correlation-id", "cli-timeout", "--event-type", "a.b.c"]
+    assert main([*argv, "--timeout", "0.3", "--flush-interval", "0.1"]) == 1
+    err = capsys.readouterr().err
+    assert "timed out waiting for audit events" in err
+    assert "gateway.crd.failed ×1" in err
+    assert "Traceback" not in err
+
+
+def test_usage_errors_exit_two(capsys: pytest.CaptureFixture[str]) -> None:
+    """A missing --correlation-id is a usage error (exit 2)."""
+    with pytest.raises(SystemExit) as info:
+        main(["wait", "--url", "http://127.0.0.1:9"])
+    assert info.value.code == 2
+    assert "--correlation-id" in capsys.readouterr().err
+
+
+def test_missing_configuration_exits_two_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """No URL anywhere: one clear line naming DATA_STORAGE_URL, exit 2."""
+    assert main(["events", "--correlation-id", "x"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "DATA_STORAGE_URL" in err[0]
+
+
+def test_an_empty_filter_is_refused_before_any_request(capsys: pytest.CaptureFixture[str]) -> None:
+    """--correlation-id '' would list every test's events: refused, exit 2."""
+    assert main(["events", "--url", "http://127.0.0.1:9", "--correlation-id", ""]) == 2
+    assert "non-empty" in capsys.readouterr().err
+
+
+def test_server_errors_exit_three(
+    served: tuple[Emulator, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 404 from a wrong URL prefix exits 3 with the status in one line."""
+    _, url = served
+    assert main(["events", "--url", url + "/wrong", "--correlation-id", "x"]) == 3
+    assert "404" in capsys.readouterr().err
+
+
+def test_unreachable_server_exits_four(capsys: pytest.CaptureFixture[str]) -> None:
+    """Connection refused exits 4 without a traceback."""
+    assert main(["events", "--url", "http://127.0.0.1:9", "--correlation-id", "x"]) == 4
+    err = capsys.readouterr().err
+    assert "could not reach Data Storage" in err
+    assert "Traceback" not in err
+
+
+def test_help_shows_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    """--help carries runnable examples and the exit codes."""
+    with pytest.raises(SystemExit):
+        main(["wait", "--help"])
+    out = capsys.readouterr().out
+    assert "kubernaut-audit wait --correlation-id" in out
+    assert "exit codes" in out
+
+
+def test_demo_runs_against_the_built_in_data_storage(capsys: pytest.CaptureFixture[str]) -> None:
+    """The demo prints a timeline and exits 0 with no setup."""
+    assert main(["demo", "--rounds", "2", "--flush-interval", "0.2"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("noticed at") == 2
+    assert "time.sleep(5)" in out
+
+
+def test_module_entry_point_and_version() -> None:
+    """python -m kubernaut_audit --version prints the installed version."""
+    done = subprocess.run(
+        [sys.executable, "-m", "kubernaut_audit", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "0.1.0"
+
+
+def test_serve_prints_its_url_and_stops_on_interrupt() -> None:
+    """serve binds a free loopback port, answers /readyz, and exits 0 on Ctrl-C."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "kubernaut_audit", "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            url = proc.stdout.readline().rsplit(" ", 1)[-1].strip()
+            assert url.startswith("http://127.0.0.1:")
+            assert httpx.get(url + "/readyz").json() == {"status": "ready"}
+        finally:
+            proc.send_signal(signal.SIGINT)
+            code = proc.wait(timeout=20)
+    assert code == 0
