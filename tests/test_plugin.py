@@ -1,0 +1,188 @@
+"""The pytest plugin, exercised on generated test suites with pytester."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+_CONFTEST = """
+from kubernaut_audit.emulator import make_event
+
+def emit(client, cid, *types):
+    client.create_audit_events([make_event(cid, t) for t in types])
+"""
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeconftest(_CONFTEST)
+    pytester.makeini("[pytest]\naudit_correlation_prefix = svc\n")
+    return pytester
+
+
+def test_correlation_ids_are_unique_and_name_the_test(suite: pytest.Pytester) -> None:
+    """Each test gets its own id: prefix, worker, test-name slug, uuid fragment."""
+    suite.makepyfile(
+        """
+        seen = []
+        def test_one(correlation_id):
+            seen.append(correlation_id)
+            assert correlation_id.startswith("svc-main-test-one-")
+        def test_two(correlation_id):
+            seen.append(correlation_id)
+            assert len(correlation_id) <= 255
+            assert correlation_id != seen[0]
+        """
+    )
+    suite.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
+
+
+def test_audit_fixture_waits_against_the_embedded_emulator(suite: pytest.Pytester) -> None:
+    """--audit-emulator serves a Data Storage the audit helper waits on."""
+    suite.makepyfile(
+        """
+        from conftest import emit
+        def test_wait(audit, audit_client):
+            emit(audit_client, audit.correlation_id, "a.b.c", "a.b.d")
+            got = audit.wait(event_types=["a.b.c", "a.b.d"])
+            assert len(got) == 2
+            assert len(audit.events()) == 2
+            audit.assert_none(event_type="x.y.z", during=0.1)
+        """
+    )
+    suite.runpytest("-p", "no:cacheprovider", "--audit-emulator").assert_outcomes(passed=1)
+
+
+def test_a_failed_wait_is_a_failure_with_an_audit_report_section(suite: pytest.Pytester) -> None:
+    """A timeout is reported as FAILED (not ERROR) with the events seen and the poll timeline."""
+    suite.makepyfile(
+        """
+        import pytest
+        from conftest import emit
+        @pytest.mark.audit(flush_interval=0.1, timeout=0.4)
+        def test_missing(audit, audit_client):
+            emit(audit_client, audit.correlation_id, "gateway.crd.failed")
+            audit.wait(event_type="gateway.crd.created")
+        """
+    )
+    result = suite.runpytest("-p", "no:cacheprovider", "--audit-emulator")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "AuditWaitTimeout" in out
+    assert "flush interval 0.1s assumed" in out
+    assert "kubernaut-audit" in out
+    assert re.search(r"events seen \(1\):\n\s+\S+\s+gateway\.crd\.failed", out)
+    assert "poll timeline" in out
+
+
+def test_other_failures_also_list_the_audit_events(suite: pytest.Pytester) -> None:
+    """A plain assertion failure in a test using `audit` still gets the audit section."""
+    suite.makepyfile(
+        """
+        from conftest import emit
+        def test_fails(audit, audit_client):
+            emit(audit_client, audit.correlation_id, "a.b.c")
+            audit.wait()
+            assert False, "the code under test is wrong"
+        """
+    )
+    result = suite.runpytest("-p", "no:cacheprovider", "--audit-emulator")
+    result.assert_outcomes(failed=1)
+    assert "events seen (1)" in result.stdout.str()
+
+
+def test_marker_rejects_unknown_settings(suite: pytest.Pytester) -> None:
+    """@pytest.mark.audit with an unknown keyword is a usage error, not a silent no-op."""
+    suite.makepyfile(
+        """
+        import pytest
+        @pytest.mark.audit(flush=1)
+        def test_x(audit):
+            pass
+        """
+    )
+    result = suite.runpytest("-p", "no:cacheprovider", "--audit-emulator")
+    result.assert_outcomes(errors=1)
+    assert "flush_interval= and timeout= only" in result.stdout.str()
+
+
+def test_missing_url_fails_with_a_clear_message(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without any address the client fixtures fail naming every way to configure one."""
+    monkeypatch.delenv("DATA_STORAGE_URL", raising=False)
+    suite.makepyfile("def test_x(audit_client):\n    pass\n")
+    result = suite.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    assert "--data-storage-url" in result.stdout.str()
+
+
+def test_url_option_and_ini_configure_the_clients(suite: pytest.Pytester) -> None:
+    """--data-storage-url wins over the ini value; the flush interval option reaches clients."""
+    suite.makeini("[pytest]\ndata_storage_url = http://from-ini:1\naudit_flush_interval = 0.5\n")
+    suite.makepyfile(
+        """
+        def test_x(audit_client, data_storage_url):
+            assert data_storage_url == "http://from-option:2"
+            assert audit_client.base_url == "http://from-option:2"
+            assert audit_client.flush_interval == 0.5
+        """
+    )
+    result = suite.runpytest("-p", "no:cacheprovider", "--data-storage-url", "http://from-option:2")
+    result.assert_outcomes(passed=1)
+
+
+def test_async_client_fixture_under_anyio(suite: pytest.Pytester) -> None:
+    """async_audit_client works in anyio tests under asyncio and trio."""
+    suite.makepyfile(
+        """
+        import pytest
+        from kubernaut_audit.emulator import make_event
+
+        @pytest.fixture(params=["asyncio", "trio"])
+        def anyio_backend(request):
+            return request.param
+
+        @pytest.mark.anyio
+        async def test_x(async_audit_client, correlation_id):
+            await async_audit_client.create_audit_event(make_event(correlation_id))
+            got = await async_audit_client.wait_for_audit_events(correlation_id)
+            assert len(got) == 1
+        """
+    )
+    suite.runpytest("-p", "no:cacheprovider", "--audit-emulator").assert_outcomes(passed=2)
+
+
+def test_audit_emulator_fixture_gives_a_private_server(suite: pytest.Pytester) -> None:
+    """audit_emulator serves its own emulator with a client on it."""
+    suite.makepyfile(
+        """
+        from conftest import emit
+        def test_x(audit_emulator, correlation_id):
+            emit(audit_emulator.client, correlation_id, "a.b.c")
+            assert audit_emulator.url.startswith("http://127.0.0.1:")
+            assert len(audit_emulator.client.wait_for_audit_events(correlation_id)) == 1
+            assert audit_emulator.emulator.stats.requests >= 2
+        """
+    )
+    suite.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_parallel_workers_get_distinct_ids_and_servers(suite: pytest.Pytester) -> None:
+    """Under xdist -n 2 every worker has its own emulator and worker-tagged correlation ids."""
+    suite.makepyfile(
+        """
+        import pytest
+        from conftest import emit
+        @pytest.mark.parametrize("n", range(6))
+        def test_x(audit, audit_client, n):
+            assert "-gw" in audit.correlation_id
+            emit(audit_client, audit.correlation_id, "a.b.c")
+            assert len(audit.wait(count=1)) == 1
+        """
+    )
+    result = suite.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--audit-emulator")
+    result.assert_outcomes(passed=6)
