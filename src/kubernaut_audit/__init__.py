@@ -55,8 +55,8 @@ __all__ = [
     "AuditError",
     "AuditEvent",
     "AuditEventPage",
-    "AuditEvents",
     "AuditEventRequest",
+    "AuditEvents",
     "AuditWaitError",
     "AuditWaitTimeout",
     "AuthenticationError",
@@ -95,7 +95,7 @@ __all__ = [
 # Public objects present themselves as kubernaut_audit.X (reprs, docs, pickles stay valid).
 for _name in __all__:
     _obj = globals()[_name]
-    if _obj.__module__.startswith("kubernaut_audit._"):
+    if _obj.__module__.startswith("kubernaut_audit."):
         _obj.__module__ = "kubernaut_audit"
 del _name, _obj
 
