@@ -201,9 +201,8 @@ async def test_close_drains_the_buffer(emulator: Emulator, cid: str) -> None:
         em.emit(event(cid))
     [record] = em.records
     assert record.visible_at == pytest.approx(start)
-    response = await httpx.AsyncClient(transport=emulator.transport(), base_url="http://x").get(
-        EVENTS, params={"correlation_id": cid}
-    )
+    async with httpx.AsyncClient(transport=emulator.transport(), base_url="http://x") as http:
+        response = await http.get(EVENTS, params={"correlation_id": cid})
     assert response.json()["data"][0]["event_id"] == record.event_id
 
 

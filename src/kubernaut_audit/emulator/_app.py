@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from ._events import Invalid, dump_event, parse_body, render, to_row
+from ._events import Invalid, parse_body, to_row
 from ._faults import Faults, InsertHook, QueryParams
 from ._samples import make_event
 from ._state import State, new_event_id
@@ -265,14 +265,18 @@ class _Api:
         self._insert(self.state.faults.insert_between_pages, params)
         return WireResponse(body, 200, content_type=JSON), seen
 
-    def _page(self, rows: list[dict[str, Any]], limit: int, offset: int, total: int) -> bytes:
+    def _page(self, rows: list[str], limit: int, offset: int, total: int) -> bytes:
         faults = self.state.faults
-        events = [render(row) for row in rows]
-        for event in events:
-            if faults.unknown_enums:
-                event.update(_UNKNOWN_ENUMS)
-            if faults.extra_fields:
-                event.update(_EXTRA)
+        if faults.unknown_enums or faults.extra_fields:
+            events = [json.loads(row) for row in rows]
+            for event in events:
+                if faults.unknown_enums:
+                    event.update(_UNKNOWN_ENUMS)
+                if faults.extra_fields:
+                    event.update(_EXTRA)
+            rows = [
+                json.dumps(event, separators=(",", ":"), ensure_ascii=False) for event in events
+            ]
         pagination: dict[str, Any] = {
             "limit": limit,
             "offset": offset,
@@ -283,7 +287,7 @@ class _Api:
         if faults.extra_fields:
             pagination.update(_EXTRA)
             envelope_extra = "," + json.dumps(_EXTRA, separators=(",", ":"))[1:-1]
-        data = ",".join(dump_event(event) for event in events)
+        data = ",".join(rows)
         meta = json.dumps(pagination, separators=(",", ":"))
         return f'{{"data":[{data}],"pagination":{meta}{envelope_extra}}}'.encode()
 

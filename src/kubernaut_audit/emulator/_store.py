@@ -10,7 +10,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from ._events import WRITTEN_COLUMNS
+from ._events import WRITTEN_COLUMNS, dump_event, render
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_events (
@@ -45,13 +45,14 @@ CREATE TABLE IF NOT EXISTS audit_events (
     legal_hold_reason TEXT NOT NULL DEFAULT '',
     legal_hold_placed_by TEXT NOT NULL DEFAULT '',
     legal_hold_placed_at TEXT,
-    event_data TEXT NOT NULL
+    event_data TEXT NOT NULL,
+    rendered TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_events_by_correlation
     ON audit_events (correlation_id, ts_us DESC, event_id DESC);
 CREATE INDEX IF NOT EXISTS audit_events_by_time ON audit_events (ts_us DESC, event_id DESC);
 """
-_INSERT_COLUMNS = (*WRITTEN_COLUMNS, "event_hash", "previous_event_hash")
+_INSERT_COLUMNS = (*WRITTEN_COLUMNS, "event_hash", "previous_event_hash", "rendered")
 _INSERT = (
     f"INSERT INTO audit_events ({', '.join(_INSERT_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in _INSERT_COLUMNS)})"
@@ -104,7 +105,6 @@ class Store:
     def __init__(self, db: str = ":memory:") -> None:
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(db, check_same_thread=False, isolation_level=None)
-        self._conn.row_factory = _dict_row
         if db != ":memory:":
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -124,11 +124,13 @@ class Store:
                             "ORDER BY seq DESC LIMIT 1",
                             (cid,),
                         ).fetchone()
-                        last[cid] = found["event_hash"] if found else ""
+                        last[cid] = found[0] if found else ""
                     values = [row[name] for name in WRITTEN_COLUMNS]
                     content = json.dumps(values, separators=(",", ":"), ensure_ascii=False)
                     digest = hashlib.sha256((last[cid] + content).encode()).hexdigest()
-                    self._conn.execute(_INSERT, (*values, digest, last[cid]))
+                    # Stored rows never change, so each is rendered once, here, not per query.
+                    rendered = dump_event(render({**row, **_fresh(digest, last[cid])}))
+                    self._conn.execute(_INSERT, (*values, digest, last[cid], rendered))
                     last[cid] = digest
             except BaseException:
                 self._conn.execute("ROLLBACK")
@@ -139,21 +141,31 @@ class Store:
     def count(self, filters: Filters) -> int:
         where, args = filters.where()
         with self._lock:
-            row = self._conn.execute(f"SELECT COUNT(*) AS n FROM audit_events{where}", args)
-            return int(row.fetchone()["n"])
+            row = self._conn.execute(f"SELECT COUNT(*) FROM audit_events{where}", args)
+            return int(row.fetchone()[0])
 
-    def select(self, filters: Filters, *, limit: int, offset: int) -> list[dict[str, Any]]:
+    def select(self, filters: Filters, *, limit: int, offset: int) -> list[str]:
+        """The matching events' JSON texts, in the service's order."""
         where, args = filters.where()
         sql = (
-            f"SELECT * FROM audit_events{where} ORDER BY ts_us DESC, event_id DESC LIMIT ? OFFSET ?"
+            f"SELECT rendered FROM audit_events{where} "
+            "ORDER BY ts_us DESC, event_id DESC LIMIT ? OFFSET ?"
         )
         with self._lock:
-            return self._conn.execute(sql, [*args, limit, offset]).fetchall()
+            return [text for (text,) in self._conn.execute(sql, [*args, limit, offset])]
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
 
 
-def _dict_row(cursor: sqlite3.Cursor, values: tuple[Any, ...]) -> dict[str, Any]:
-    return {column[0]: value for column, value in zip(cursor.description, values, strict=True)}
+def _fresh(event_hash: str, previous_event_hash: str) -> dict[str, Any]:
+    """The columns the service sets on a new row."""
+    return {
+        "event_hash": event_hash,
+        "previous_event_hash": previous_event_hash,
+        "legal_hold": False,
+        "legal_hold_reason": "",
+        "legal_hold_placed_by": "",
+        "legal_hold_placed_at": None,
+    }

@@ -74,8 +74,9 @@ class WireResponse(Response):
                     "peer closed connection without sending complete message body"
                 )
             return  # uvicorn closes the connection of an unfinished response
-        size = SLOW_CHUNK if self.slow > 0 else GO_BUFFER * 2
-        pieces = [body[at : at + size] for at in range(0, len(body), size)] or [b""]
+        # The service encodes a page in one write, so one chunk unless trickling.
+        step = SLOW_CHUNK if self.slow > 0 else max(len(body), 1)
+        pieces = [body[at : at + step] for at in range(0, len(body), step)] or [b""]
         for index, piece in enumerate(pieces):
             if self.slow > 0:
                 await anyio.sleep(self.slow)
