@@ -220,7 +220,7 @@ def _depth(value: Any) -> int:
 def render(row: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON object of a stored row, fields in the service's order, empty ones omitted.
 
-    ``event_data`` is left as its stored JSON text under that key; `dump_events` splices it.
+    ``event_data`` stays the stored JSON text under that key; `dump_event` splices it in.
     """
     out: dict[str, Any] = {}
     for name in _HEAD:
