@@ -41,7 +41,7 @@ def test_version_available() -> None:
 def test_unknown_attribute_raises() -> None:
     """An unknown attribute raises AttributeError."""
     with pytest.raises(AttributeError):
-        _ = kubernaut_audit.no_such_thing  # type: ignore[attr-defined]
+        _ = kubernaut_audit.no_such_thing
 
 
 def test_import_does_not_import_pytest() -> None:
