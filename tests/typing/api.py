@@ -1,0 +1,114 @@
+"""Type-checked only (mypy --strict, pyright): the public API's types as a user sees them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import assert_type
+from uuid import UUID
+
+import httpx
+
+import kubernaut_audit
+from kubernaut_audit import (
+    AsyncAuditClient,
+    AuditClient,
+    AuditError,
+    AuditEvent,
+    AuditEventPage,
+    AuditEventRequest,
+    BatchResult,
+    CreateResult,
+    DataStorageError,
+    EventCategory,
+    EventOutcome,
+    RequestInfo,
+    RetryDetails,
+    RetryHook,
+    RetryPolicy,
+)
+
+
+def hook(details: RetryDetails) -> None:
+    assert_type(details.attempt, int)
+    assert_type(details.wait, float)
+    assert_type(details.error, AuditError)
+    assert_type(details.request, RequestInfo)
+
+
+def hooks() -> list[RetryHook]:
+    seen: list[RetryDetails] = []
+    return [hook, seen.append, lambda d: None]
+
+
+async def async_face(transport: httpx.AsyncBaseTransport) -> None:
+    async with AsyncAuditClient(
+        base_url="http://ds.test",
+        token="t",
+        user="alice",
+        timeout=httpx.Timeout(5.0),
+        headers={"X-Test": "1"},
+        transport=transport,
+        retry=RetryPolicy(attempts=3, timeout=10.0),
+        retry_hooks=hooks(),
+        max_response_bytes=1 << 20,
+    ) as client:
+        assert_type(client, AsyncAuditClient)
+        page = await client.query_audit_events(
+            correlation_id="rr-1",
+            event_category=EventCategory.GATEWAY,
+            event_outcome="success",
+            since=datetime.now(UTC) - timedelta(hours=1),
+            until="24h",
+            limit=10,
+        )
+        assert_type(page, AuditEventPage)
+        assert_type(page.events, list[AuditEvent])
+        assert_type(page.total, int)
+        for event in page:
+            assert_type(event, AuditEvent)
+            assert_type(event.event_id, UUID | None)
+            assert_type(event.event_timestamp, datetime)
+            assert_type(event.event_category, EventCategory)
+            assert_type(event.event_outcome, EventOutcome)
+            assert_type(event.event_category.is_known, bool)
+            assert_type(event.event_data.event_type, str)
+        walk = client.iter_audit_events(event_type="gateway.signal.received")
+        assert_type(walk, AsyncIterator[AuditEvent])
+        assert_type(await client.list_audit_events(severity="info"), list[AuditEvent])
+        request = AuditEventRequest.model_validate({})
+        assert_type(await client.create_audit_event(request), CreateResult)
+        assert_type(await client.create_audit_event({"version": "1.0"}), CreateResult)
+        batch = await client.create_audit_events([request], retry_writes=True)
+        assert_type(batch, BatchResult)
+        assert_type(batch.event_ids, list[UUID])
+        assert_type(await client.ready(), bool)
+
+
+def sync_face() -> None:
+    with AuditClient(base_url="http://ds.test", token_file="/var/run/token") as client:
+        assert_type(client, AuditClient)
+        assert_type(client.query_audit_events(correlation_id="rr-1"), AuditEventPage)
+        assert_type(client.iter_audit_events(correlation_id="rr-1"), Iterator[AuditEvent])
+        assert_type(client.list_audit_events(correlation_id="rr-1"), list[AuditEvent])
+        result = client.create_audit_event({"version": "1.0"})
+        assert_type(result.stored, bool)
+        assert_type(result.event_id, UUID | None)
+        assert_type(client.ready(), bool)
+
+
+def errors() -> None:
+    try:
+        sync_face()
+    except DataStorageError as exc:
+        assert_type(exc.status_code, int)
+        assert_type(exc.field_errors, dict[str, str])
+        assert_type(exc.title, str | None)
+        assert_type(exc.body, str | None)
+        assert_type(exc.retry_after, float | None)
+        assert_type(exc.request, RequestInfo | None)
+    except AuditError as exc:
+        assert_type(str(exc), str)
+
+
+assert_type(kubernaut_audit.__all__, list[str])
