@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install lint format generate check-generated test test-fast demo serve bench clean
+.PHONY: help install lint format generate test test-fast examples demo serve bench clean
 
 help:
 	@echo "make demo     run the main job: the demo against the built-in local Data Storage"
@@ -28,10 +28,13 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 
 install: $(VENV)/.synced
 
+# Test folders without __init__.py each have a conftest.py: mypy checks them one run each.
 lint: install
 	$(PY) -m ruff check src tests scripts
 	$(PY) -m ruff format --check src tests scripts
-	$(PY) -m mypy --strict src tests scripts
+	$(PY) -m mypy --strict src tests scripts --exclude 'tests/(emulator|examples)/'
+	$(PY) -m mypy --strict tests/emulator
+	$(PY) -m mypy --strict tests/examples
 
 format: install
 	$(PY) -m ruff check --fix src tests scripts
@@ -42,6 +45,12 @@ generate: install
 
 test: lint
 	$(PY) -m pytest -n 2 --dist loadgroup
+	$(MAKE) examples
+
+# The seed scenario: 40 audit tests against a buffered 2 s writer, sequential and with -n 4.
+examples: install
+	$(PY) -m pytest tests/examples --audit-emulator -q
+	$(PY) -m pytest tests/examples --audit-emulator -q -n 4
 
 test-fast: install
 	$(PY) -m pytest -x -q
@@ -54,6 +63,9 @@ serve: install
 
 bench: install
 	$(PY) tests/benchmarks/bench_decode.py
+	$(PY) tests/benchmarks/bench_emulator.py
+	$(PY) tests/benchmarks/bench_wait.py
+	$(PY) tests/benchmarks/bench_suite.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) build dist .mypy_cache .ruff_cache

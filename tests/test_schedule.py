@@ -14,6 +14,11 @@ from kubernaut_audit._schedule import (
 )
 
 
+def _plan(t: CadenceTracker, now: float, began: float) -> tuple[object, str]:
+    when, kind = t.plan(now, began=began)
+    return when, kind
+
+
 def test_cold_step_scales_with_flush_interval() -> None:
     """The due-phase step is 7.5 % of the interval, clamped to [10 ms, 500 ms]."""
     assert ColdSchedule(2.0, 0.25).step == pytest.approx(0.15)
@@ -90,8 +95,8 @@ def test_plan_probes_the_middle_of_a_wide_window_then_its_end() -> None:
     t = CadenceTracker(2.0, target_width=0.025)
     t.observe(0.60, 0.70)
     t.observe(2.60, 2.70)
-    assert t.plan(3.0, began=3.0) == (pytest.approx(4.65), "probe")
-    assert t.plan(4.66, began=3.0) == (pytest.approx(4.70 + PREDICTION_MARGIN), "decisive")
+    assert _plan(t, 3.0, began=3.0) == (pytest.approx(4.65), "probe")
+    assert _plan(t, 4.66, began=3.0) == (pytest.approx(4.70 + PREDICTION_MARGIN), "decisive")
 
 
 def test_plan_skips_a_window_already_seen_flushing() -> None:
@@ -100,8 +105,8 @@ def test_plan_skips_a_window_already_seen_flushing() -> None:
     t.observe(0.60, 0.62)
     t.observe(2.60, 2.62)
     t.saw_rows(4.615)
-    assert t.plan(4.616, began=4.616) == (pytest.approx(6.62 + PREDICTION_MARGIN), "decisive")
-    assert t.plan(4.605, began=4.605) == (pytest.approx(4.62 + PREDICTION_MARGIN), "decisive")
+    assert _plan(t, 4.616, began=4.616) == (pytest.approx(6.62 + PREDICTION_MARGIN), "decisive")
+    assert _plan(t, 4.605, began=4.605) == (pytest.approx(4.62 + PREDICTION_MARGIN), "decisive")
 
 
 def test_plan_checks_before_the_window_when_the_estimate_is_stale() -> None:
@@ -109,8 +114,8 @@ def test_plan_checks_before_the_window_when_the_estimate_is_stale() -> None:
     t = CadenceTracker(2.0, target_width=0.05)
     t.observe(0.60, 0.62)
     t.observe(2.60, 2.62)
-    assert t.plan(9.0, began=9.0) == (pytest.approx(10.60 - CHECK_LEAD), "check")
-    assert t.plan(10.58, began=9.0) == (pytest.approx(10.62 + PREDICTION_MARGIN), "decisive")
+    assert _plan(t, 9.0, began=9.0) == (pytest.approx(10.60 - CHECK_LEAD), "check")
+    assert _plan(t, 10.58, began=9.0) == (pytest.approx(10.62 + PREDICTION_MARGIN), "decisive")
 
 
 def test_a_miss_withdraws_confidence() -> None:

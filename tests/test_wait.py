@@ -14,10 +14,10 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from fakes import FakeDataStorage, event
 from trio.testing import MockClock
 
 import kubernaut_audit as ka
-from fakes import FakeDataStorage, event
 from kubernaut_audit import AsyncAuditClient
 
 pytestmark = pytest.mark.anyio
@@ -164,7 +164,7 @@ async def test_settle_fails_on_an_unlisted_type(
 ) -> None:
     """settle with event_types fails when another type arrives."""
     ds.add(0.0, event("c1", "a.b.c"), event("c1", "x.y.z"))
-    with pytest.raises(ka.UnexpectedAuditEvents, match="x.y.z"):
+    with pytest.raises(ka.UnexpectedAuditEvents, match=r"x\.y\.z"):
         await client.wait_for_audit_events("c1", event_types=["a.b.c"], settle=True)
 
 

@@ -59,9 +59,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("data_storage_url", "Data Storage address", default=None)
     parser.addini("audit_flush_interval", "audit writer flush interval (seconds)", default=None)
-    parser.addini(
-        "audit_correlation_prefix", "prefix of generated correlation ids", default="test"
-    )
+    parser.addini("audit_correlation_prefix", "prefix of generated correlation ids", default="test")
 
 
 def pytest_configure(config: pytest.Config) -> None:
