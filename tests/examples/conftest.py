@@ -7,12 +7,22 @@ or with ``-n 4``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 from fake_service import Service
+from sleep_baseline import SleepingAudit
 
+from kubernaut_audit import AuditClient
 from kubernaut_audit.emulator import BufferedEmitter
+
+if os.environ.get("KUBERNAUT_AUDIT_EXAMPLES_SLEEP") == "1":
+
+    @pytest.fixture
+    def audit(audit_client: AuditClient, correlation_id: str) -> SleepingAudit:
+        """The pre-SDK way, for the benchmark's comparison."""
+        return SleepingAudit(audit_client, correlation_id)
 
 
 @pytest.fixture(scope="session")
