@@ -30,7 +30,7 @@ def test_extra_event_data_members_kept(stored_event: EventFactory) -> None:
     """event_data keeps every member, nested ones included."""
     data = {"event_type": "gateway.signal.received", "labels": {"a": "b"}, "n": 2.5}
     event = AuditEvent.model_validate(stored_event(event_data=data))
-    assert event.event_data.model_dump() == data
+    assert event.event_data == data
 
 
 def test_unknown_category_kept_as_pseudo_member(stored_event: EventFactory) -> None:
@@ -63,7 +63,7 @@ def test_unknown_event_type_kept(stored_event: EventFactory) -> None:
         stored_event(event_type="future.thing.happened", event_data=data)
     )
     assert event.event_type == "future.thing.happened"
-    assert event.event_data.model_extra == {"whatever": [1, 2]}
+    assert event.event_data == data
 
 
 @pytest.mark.parametrize(

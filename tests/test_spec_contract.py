@@ -107,12 +107,14 @@ def compare(ours: Spec, theirs: Spec, mine: Any, other: Any, where: str) -> list
         return []
     if "oneOf" in b and "discriminator" in b:
         # Upstream's event_data is a oneOf of payload schemas chosen by a discriminator; ours is
-        # an open object that declares the discriminator property only.
+        # an open object that declares at most the discriminator property (required when
+        # declared: writes), or nothing at all (reads, which accept every payload).
         prop = b["discriminator"]["propertyName"]
         problems = []
-        if a.get("type") != "object" or set(a.get("properties", {})) != {prop}:
-            problems.append(f"{where}: expected an object declaring only {prop!r}")
-        if prop not in a.get("required", []):
+        declared = set(a.get("properties", {}))
+        if a.get("type") != "object" or not declared <= {prop}:
+            problems.append(f"{where}: expected an object declaring at most {prop!r}")
+        if declared and prop not in a.get("required", []):
             problems.append(f"{where}: the discriminator {prop!r} must be required")
         return problems
     problems = [

@@ -49,7 +49,7 @@ def test_outcomes_are_recorded(audit: AuditHelper, service: Service, outcome: st
 def test_notification_payload_names_the_remediation(audit: AuditHelper, service: Service) -> None:
     """The notification event's payload is filtered with a predicate."""
     service.handle(audit.correlation_id, "notification.message.sent")
-    events = audit.wait(where=lambda e: e.event_data.event_type == "notification.message.sent")
+    events = audit.wait(where=lambda e: e.event_data["event_type"] == "notification.message.sent")
     assert events[0].correlation_id == audit.correlation_id
 
 

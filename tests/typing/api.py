@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import assert_type
+from typing import Any, assert_type
 from uuid import UUID
 
 import httpx
@@ -72,7 +72,7 @@ async def async_face(transport: httpx.AsyncBaseTransport) -> None:
             assert_type(event.event_category, EventCategory)
             assert_type(event.event_outcome, EventOutcome)
             assert_type(event.event_category.is_known, bool)
-            assert_type(event.event_data.event_type, str)
+            assert_type(event.event_data, dict[str, Any])
         walk = client.iter_audit_events(event_type="gateway.signal.received")
         assert_type(walk, AsyncIterator[AuditEvent])
         assert_type(await client.list_audit_events(severity="info"), list[AuditEvent])
