@@ -171,6 +171,22 @@ def test_audit_emulator_fixture_gives_a_private_server(suite: pytest.Pytester) -
     suite.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
 
 
+def test_audit_emulator_emitter_flushes_like_a_service(suite: pytest.Pytester) -> None:
+    """Events emitted through the kit's buffered writer become visible on its flush."""
+    suite.makepyfile(
+        """
+        from kubernaut_audit.emulator import make_event
+        def test_x(audit_emulator, correlation_id):
+            writer = audit_emulator.emitter(flush_interval=0.2)
+            writer.emit(make_event(correlation_id, "a.b.c"))
+            assert audit_emulator.client.list_audit_events(correlation_id=correlation_id) == []
+            got = audit_emulator.client.wait_for_audit_events(correlation_id, flush_interval=0.2)
+            assert [e.event_type for e in got] == ["a.b.c"]
+        """
+    )
+    suite.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
 def test_parallel_workers_get_distinct_ids_and_servers(suite: pytest.Pytester) -> None:
     """Under xdist -n 2 every worker has its own emulator and worker-tagged correlation ids."""
     suite.makepyfile(

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any, Unpack
+from typing import TYPE_CHECKING, Any, Unpack
 
 import pytest
 
@@ -28,7 +28,10 @@ from ._sync import AuditClient
 from ._wait import AbsenceOptions, AuditEvents, PollRecord, WaitOptions
 from .models import AuditEvent
 
-__all__ = ["AuditHelper"]
+if TYPE_CHECKING:
+    from .emulator import BufferedEmitter, Emulator
+
+__all__ = ["AuditHelper", "EmulatorKit"]
 
 _MAX_CID = 255
 _REPORT_KEY = pytest.StashKey["AuditHelper"]()
@@ -191,18 +194,28 @@ def audit(
 
 @dataclass
 class EmulatorKit:
-    """The ``audit_emulator`` fixture: an in-process Data Storage and a client on it."""
+    """The ``audit_emulator`` fixture: a private Data Storage, a client on it, and emitters."""
 
-    emulator: Any
+    emulator: Emulator
     client: AuditClient
     url: str
+    _stack: ExitStack
+
+    def emitter(self, *, flush_interval: float = 2.0, **options: Any) -> BufferedEmitter:
+        """A started buffered writer (as a service would have) posting to this emulator; it is
+        drained and closed when the test ends. ``options`` go to :class:`BufferedEmitter`."""
+        from .emulator import BufferedEmitter
+
+        emitter = BufferedEmitter(self.url, flush_interval=flush_interval, **options)
+        return self._stack.enter_context(emitter)
 
 
 @pytest.fixture
 def audit_emulator() -> Iterator[EmulatorKit]:
     """A private emulator served on a free loopback port, with a blocking client on it.
 
-    Point the code under test (or a ``BufferedEmitter``) at ``audit_emulator.url``.
+    Point the code under test at ``audit_emulator.url``, or emit through
+    ``audit_emulator.emitter(flush_interval=...)``.
     """
     from .emulator import Emulator
 
@@ -211,7 +224,7 @@ def audit_emulator() -> Iterator[EmulatorKit]:
         stack.callback(emulator.close)
         url = stack.enter_context(emulator.serve_in_thread(host="127.0.0.1", port=0))
         client = stack.enter_context(AuditClient(base_url=url))
-        yield EmulatorKit(emulator=emulator, client=client, url=url)
+        yield EmulatorKit(emulator=emulator, client=client, url=url, _stack=stack)
 
 
 @pytest.hookimpl(wrapper=True)
