@@ -19,10 +19,9 @@ from kubernaut_audit import (
     EventOutcome,
 )
 from kubernaut_audit._pagination import PageWalker
-from kubernaut_audit.models import AuditEventData
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
-DATA = AuditEventData(event_type="t")
+DATA = {"event_type": "t"}
 
 
 def make_event(seconds: float) -> AuditEvent:
