@@ -29,11 +29,11 @@ from ._exceptions import (
     UnexpectedAuditEvents,
     UnprocessableEntityError,
 )
+from ._polling import PollRecord
 from ._retry import RetryDetails, RetryHook, RetryPolicy
 from ._sync import AuditClient
 from ._wait import (
     AuditEvents,
-    PollRecord,
     WaitStats,
     assert_no_audit_events,
     default_timeout,

@@ -27,8 +27,8 @@ from ._exceptions import (
     ConfigurationError,
     DataStorageError,
 )
+from ._polling import PollRecord
 from ._sync import AuditClient
-from ._wait import PollRecord
 from .models import AuditEvent
 
 EXIT_OK, EXIT_WAIT_FAILED, EXIT_USAGE, EXIT_SERVER, EXIT_UNREACHABLE = 0, 1, 2, 3, 4

@@ -24,8 +24,9 @@ import pytest
 from . import _config
 from ._client import AsyncAuditClient
 from ._exceptions import AuditError, AuditWaitError
+from ._polling import PollRecord
 from ._sync import AuditClient
-from ._wait import AbsenceOptions, AuditEvents, PollRecord, WaitOptions
+from ._wait import AbsenceOptions, AuditEvents, WaitOptions
 from .models import AuditEvent
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from kubernaut_audit import AuditClient, AuditEvents, WaitStats
-from kubernaut_audit._wait import Expectation
+from kubernaut_audit._expectation import Expectation
 
 SLEEP = 5.0
 

@@ -1,0 +1,322 @@
+"""One wait's polls: the shared per-client query state, the poll bookkeeping, and the failure
+message that explains what did arrive.
+
+Every poll asks for *all* events of the correlation id and filters on the client side, so that
+concurrent waits on one correlation id can share one query, and a failure can say what arrived
+besides what was expected.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import anyio
+
+from . import _config
+from ._core import Filters
+from ._exceptions import AuditError, AuditWaitTimeout, UnexpectedAuditEvents
+from ._expectation import Expectation
+from ._pagination import PageWalker
+from ._retry import RetryPolicy, is_transient
+from ._schedule import CadenceTracker
+from .models import AuditEvent
+
+if TYPE_CHECKING:
+    from ._client import AsyncAuditClient
+
+logger = logging.getLogger("kubernaut_audit")
+
+_SHOW_IDS = 5
+#: A query sent this long before another wait's poll was due answers that poll too (seconds).
+_SHARE_WINDOW = 0.005
+
+
+@dataclass(frozen=True, slots=True)
+class PollRecord:
+    """One poll of a wait, for diagnostics and per-poll hooks.
+
+    .. versionadded:: 0.1.0
+    """
+
+    number: int
+    at: float
+    """Seconds from the start of the wait when the poll was sent."""
+    duration: float
+    """Seconds the poll took."""
+    events: int
+    """Events known for the correlation id after this poll (matching or not)."""
+    new: int
+    """Events this poll saw for the first time."""
+    matched: int
+    """Events matching the expectation's filters after this poll."""
+    by_type: tuple[tuple[str, int], ...] = ()
+    """Events known after this poll, counted by event type (most frequent first)."""
+    error: str | None = None
+    """The transient error this poll met, if any."""
+    shared: bool = False
+    """True when another wait's in-flight query answered this poll."""
+
+
+PollHook = Callable[[PollRecord], None]
+
+
+class _Inflight:
+    def __init__(self, sent: float) -> None:
+        self.sent = sent
+        self.received = sent
+        self.done = anyio.Event()
+        self.events: list[AuditEvent] | None = None
+        self.error: AuditError | None = None
+
+
+class _SharedState:
+    """Per client: the learned flush cadence, and per correlation id the latest query (in flight
+    or answered), which waits polling at the same moment share."""
+
+    def __init__(self) -> None:
+        self.trackers: dict[float, CadenceTracker] = {}
+        self.latest: dict[str, _Inflight] = {}
+
+    def tracker(self, interval: float) -> CadenceTracker:
+        tracker = self.trackers.get(interval)
+        if tracker is None:
+            tracker = self.trackers[interval] = CadenceTracker(interval)
+        return tracker
+
+    def remember(self, cid: str, query: _Inflight) -> None:
+        if len(self.latest) > 1024:
+            horizon = query.sent - 60.0
+            for key in [k for k, q in self.latest.items() if q.done.is_set() and q.sent < horizon]:
+                del self.latest[key]
+        self.latest[cid] = query
+
+
+def _shared(client: AsyncAuditClient) -> _SharedState:
+    if client._wait_state is None:
+        client._wait_state = _SharedState()
+    state: _SharedState = client._wait_state
+    return state
+
+
+async def _fetch_correlation(
+    client: AsyncAuditClient, filters: Filters, deadline: float, retry: RetryPolicy
+) -> tuple[list[AuditEvent], float, float, bool]:
+    """All events of the correlation id: (events, sent, received, shared).
+
+    A query of another wait is shared when it is in flight, or was sent no more than
+    ``_SHARE_WINDOW`` before this poll was due: its answer is as fresh as our own would be.
+    """
+    shared = _shared(client)
+    cid = filters.correlation_id
+    assert cid is not None
+    now = anyio.current_time()
+    latest = shared.latest.get(cid)
+    if latest is not None and (not latest.done.is_set() or latest.sent >= now - _SHARE_WINDOW):
+        await latest.done.wait()
+        if latest.events is not None:
+            return latest.events, latest.sent, latest.received, True
+        if latest.error is not None:
+            raise latest.error
+        # Its owner was cancelled before an answer: ask ourselves.
+    own = _Inflight(now)
+    shared.remember(cid, own)
+    try:
+        walker = PageWalker(page_size=_config.MAX_PAGE_LIMIT, verify=False)
+        events: list[AuditEvent] = []
+        while (nxt := walker.next_request()) is not None:
+            page = await client._fetch_page(filters, *nxt, deadline=deadline, retry=retry)
+            events.extend(walker.feed(page))
+        own.received = anyio.current_time()
+        own.events = events
+        return events, own.sent, own.received, False
+    except AuditError as exc:
+        own.error = exc
+        raise
+    finally:
+        own.done.set()
+
+
+def _key(event: AuditEvent) -> str:
+    return str(event.event_id) if event.event_id is not None else repr(event.model_dump())
+
+
+def _chronological(events: Sequence[AuditEvent]) -> list[AuditEvent]:
+    return sorted(events, key=lambda e: (e.event_timestamp, str(e.event_id)))
+
+
+class _Poller:
+    """One wait's bookkeeping: what was seen, the poll history, the last error."""
+
+    def __init__(
+        self,
+        client: AsyncAuditClient,
+        expectation: Expectation,
+        *,
+        flush_interval: float,
+        deadline: float,
+        on_poll: PollHook | None,
+    ) -> None:
+        self.client = client
+        self.expectation = expectation
+        self.flush_interval = flush_interval
+        self.start = anyio.current_time()
+        self.deadline = deadline
+        self.on_poll = on_poll
+        self.seen: dict[str, AuditEvent] = {}
+        self.polls: list[PollRecord] = []
+        self.last_error: AuditError | None = None
+        self.last_change: float | None = None
+        self.first_seen: float | None = None
+        self.prev_sent: float | None = None
+        self.tracker = _shared(client).tracker(flush_interval)
+        self.retry = RetryPolicy(
+            attempts=3, timeout=math.inf, initial=0.1, max_backoff=flush_interval
+        )
+        self._query_filters = Filters(correlation_id=expectation.filters.correlation_id)
+
+    @property
+    def correlation_id(self) -> str:
+        cid = self.expectation.filters.correlation_id
+        assert cid is not None
+        return cid
+
+    def matched(self) -> list[AuditEvent]:
+        return [e for e in self.seen.values() if self.expectation.matches(e)]
+
+    async def poll(self) -> int | None:
+        """One poll; returns how many events were new, or None when it met a transient error."""
+        sent = anyio.current_time()
+        error: AuditError | None = None
+        new = 0
+        shared = False
+        with anyio.move_on_after(max(self.deadline - sent, 0)) as scope:
+            try:
+                events, q_sent, q_received, shared = await _fetch_correlation(
+                    self.client, self._query_filters, self.deadline, self.retry
+                )
+            except AuditError as exc:
+                if not is_transient(exc, idempotent=True):
+                    raise
+                error = exc
+            else:
+                for event in events:
+                    key = _key(event)
+                    if key not in self.seen:
+                        self.seen[key] = event
+                        new += 1
+                if new:
+                    self.tracker.saw_rows(q_received)
+                    if self.prev_sent is not None:
+                        self.tracker.observe(self.prev_sent, q_received)
+                self.prev_sent = q_sent
+        now = anyio.current_time()
+        if scope.cancelled_caught:
+            error = self.last_error or error
+        if error is not None:
+            self.last_error = error
+        matched = self.matched()
+        if new:
+            self.last_change = now - self.start
+        if matched and self.first_seen is None:
+            self.first_seen = now - self.start
+        record = PollRecord(
+            number=len(self.polls) + 1,
+            at=sent - self.start,
+            duration=now - sent,
+            events=len(self.seen),
+            new=new,
+            matched=len(matched),
+            by_type=tuple(Counter(e.event_type for e in self.seen.values()).most_common()),
+            error=f"{type(error).__name__}: {error}" if error else None,
+            shared=shared,
+        )
+        self.polls.append(record)
+        logger.debug(
+            "audit wait %s poll %d: %d event(s), %d new, %d matching%s",
+            self.correlation_id,
+            record.number,
+            record.events,
+            new,
+            record.matched,
+            f" ({record.error})" if record.error else "",
+        )
+        if self.on_poll is not None:
+            self.on_poll(record)
+        return None if error is not None or scope.cancelled_caught else new
+
+    def elapsed(self) -> float:
+        return anyio.current_time() - self.start
+
+    def failure(
+        self, cls: type[AuditWaitTimeout | UnexpectedAuditEvents], headline: str
+    ) -> Exception:
+        events = _chronological(list(self.seen.values()))
+        matched = _chronological(self.matched())
+        return cls(
+            _diagnose(self, headline, events, matched),
+            correlation_id=self.correlation_id,
+            expectation=self.expectation.describe(),
+            events=events,
+            matched=matched,
+            polls=list(self.polls),
+            elapsed=self.elapsed(),
+            last_error=self.last_error,
+            flush_interval=self.flush_interval,
+        )
+
+
+def _counts(values: Sequence[str]) -> str:
+    return ", ".join(f"{v} ×{n}" for v, n in Counter(values).most_common()) or "-"
+
+
+def _diagnose(
+    p: _Poller, headline: str, events: list[AuditEvent], matched: list[AuditEvent]
+) -> str:
+    exp = p.expectation
+    lines = [
+        f"{headline} for correlation_id={p.correlation_id!r} after {p.elapsed():.2f}s "
+        f"({len(p.polls)} polls, writer flush interval {p.flush_interval:g}s assumed)",
+        f"  expected: {exp.describe()}",
+        f"  arrived:  {len(events)} event(s) for this correlation id, {len(matched)} matching",
+    ]
+    if events:
+        lines.append(f"    by type:    {_counts([e.event_type for e in events])}")
+        lines.append(f"    by outcome: {_counts([str(e.event_outcome) for e in events])}")
+        ids = ", ".join(str(e.event_id) for e in events[:_SHOW_IDS])
+        more = f" (+{len(events) - _SHOW_IDS} more)" if len(events) > _SHOW_IDS else ""
+        lines.append(f"    first ids:  {ids}{more}")
+    if matched:
+        missing = exp.unmet(matched)
+        if missing:
+            lines.append(f"  missing:  {', '.join(missing)}")
+    if p.last_change is not None:
+        lines.append(f"  last change: {p.last_change:.2f}s after the start")
+    if p.last_error is not None:
+        lines.append(f"  last error:  {type(p.last_error).__name__}: {p.last_error}")
+    lines.append(f"  hint: {_hint(p, events, matched)}")
+    return "\n".join(lines)
+
+
+def _hint(p: _Poller, events: list[AuditEvent], matched: list[AuditEvent]) -> str:
+    if p.last_error is not None and not events:
+        return (
+            "polls failed and nothing arrived; is Data Storage at "
+            f"{p.client.base_url} up and reachable?"
+        )
+    if not events:
+        return (
+            "no event at all arrived for this correlation id: was the service under test "
+            "given this correlation id, and does it write to the Data Storage at "
+            f"{p.client.base_url}? A buffered writer flushes every {p.flush_interval:g}s."
+        )
+    if not matched:
+        return "events arrived but none matched the filters: compare the types and outcomes above"
+    return (
+        "the expectation was only partly met: the rest may have been dropped by the writer after "
+        "failed writes, or it is slower than assumed (raise timeout= or flush_interval=)"
+    )
