@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from kubernaut_audit._base import OpenEnum
 from enum import StrEnum
-from kubernaut_audit._base import LenientModel, StrictModel
+from kubernaut_audit._base import EventModel, LenientModel, StrictModel
 from pydantic import AwareDatetime, ConfigDict, Field
 from typing import Annotated, Any
 from uuid import UUID
@@ -22,7 +22,7 @@ class AsyncAcceptanceResponse(LenientModel):
     message: str
 
 
-class AuditEvent(LenientModel):
+class AuditEvent(EventModel):
     """
     A stored audit event as the query returns it: the written fields plus what the server
     adds (id, partition date, hash chain, legal hold). Empty optional fields are omitted.
