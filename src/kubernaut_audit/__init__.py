@@ -29,6 +29,7 @@ from ._exceptions import (
     UnexpectedAuditEvents,
     UnprocessableEntityError,
 )
+from ._payloads import PayloadRegistry
 from ._polling import PollRecord
 from ._retry import RetryDetails, RetryHook, RetryPolicy
 from ._sync import AuditClient
@@ -71,6 +72,7 @@ __all__ = [
     "EventCategory",
     "EventOutcome",
     "NotFoundError",
+    "PayloadRegistry",
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "PollRecord",

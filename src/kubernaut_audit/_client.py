@@ -45,6 +45,7 @@ from ._generated.models import (
     BatchAuditEventResponse,
 )
 from ._pagination import PageWalker
+from ._payloads import PayloadRegistry
 from ._retry import NO_RETRY, RetryHook, RetryPolicy, call_with_retry, log_retry
 from ._wait import AbsenceOptions, AuditEvents, WaitOptions, assert_none_async, wait_async
 from .models import AuditEvent, AuditEventPage, AuditEventRequest, BatchResult, CreateResult
@@ -91,6 +92,9 @@ class AsyncAuditClient:
         retry_hooks: called before each retry sleep; default: one log line.
         max_response_bytes: responses larger than this are aborted while streaming.
         flush_interval: the audit writer's flush interval waits assume (default 2.0 s).
+        payloads: a :class:`PayloadRegistry` (from ``kubernaut-audit codegen``): events come
+            back with ``event.payload`` parsed into its model; ``event_data`` stays the dict.
+            Without one, decoding does no payload work at all.
 
     .. versionadded:: 0.1.0
     """
@@ -110,6 +114,7 @@ class AsyncAuditClient:
         retry_hooks: Sequence[RetryHook] | None = None,
         max_response_bytes: int = _config.DEFAULT_MAX_RESPONSE_BYTES,
         flush_interval: float | None = None,
+        payloads: PayloadRegistry | None = None,
     ) -> None:
         url = base_url or _config.env(_config.ENV_URL)
         if url is None and http_client is not None and str(http_client.base_url):
@@ -144,6 +149,7 @@ class AsyncAuditClient:
             if flush_interval is not None
             else _config.env_flush_interval() or _config.DEFAULT_FLUSH_INTERVAL
         )
+        self._payloads = payloads
         self._owns_http = http_client is None
         self._http = http_client or self._new_http_client()
         self._pid = os.getpid()
@@ -372,6 +378,8 @@ class AsyncAuditClient:
             request=response.request,
         )
         events = decoded.data or []
+        if self._payloads is not None:
+            self._payloads._attach(events)
         pagination = decoded.pagination
         return AuditEventPage(
             events=events,

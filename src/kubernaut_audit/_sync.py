@@ -20,6 +20,7 @@ from . import _config
 from ._client import AsyncAuditClient, EventInput
 from ._core import AuditFilters, check_page_bounds, make_filters
 from ._pagination import PageWalker
+from ._payloads import PayloadRegistry
 from ._retry import RetryHook, RetryPolicy
 from ._wait import AbsenceOptions, AuditEvents, WaitOptions
 from .models import AuditEvent, AuditEventPage, BatchResult, CreateResult
@@ -50,6 +51,7 @@ class AuditClient:
         retry_hooks: Sequence[RetryHook] | None = None,
         max_response_bytes: int = _config.DEFAULT_MAX_RESPONSE_BYTES,
         flush_interval: float | None = None,
+        payloads: PayloadRegistry | None = None,
     ) -> None:
         self._async = AsyncAuditClient(
             base_url=base_url,
@@ -63,6 +65,7 @@ class AuditClient:
             retry_hooks=retry_hooks,
             max_response_bytes=max_response_bytes,
             flush_interval=flush_interval,
+            payloads=payloads,
         )
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
         self._portal: BlockingPortal | None = None

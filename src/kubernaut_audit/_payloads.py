@@ -1,0 +1,136 @@
+"""PayloadRegistry: which model reads the ``event_data`` of which ``event_type``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pydantic
+
+if TYPE_CHECKING:
+    from ._base import EventModel
+
+logger = logging.getLogger("kubernaut_audit")
+
+
+class PayloadRegistry(Mapping[str, type[pydantic.BaseModel]]):
+    """A mapping from ``event_type`` to the model of its ``event_data``.
+
+    ``kubernaut-audit codegen`` writes one (``REGISTRY``) at the end of the module it generates
+    from the spec of the Data Storage you run; you can also build one by hand. Give it to a
+    client (``AuditClient(payloads=REGISTRY)``) and the events it returns carry their typed
+    payload in :attr:`AuditEvent.payload`.
+
+    Reading stays lenient: an event type the registry does not know keeps its payload as a
+    dict, and so does a payload that does not fit its model (reported once per event type on
+    the ``kubernaut_audit`` logger, at WARNING).
+
+    Args:
+        models: ``event_type`` → pydantic model; several types may share a model.
+        source: where the models came from (the generator names the spec file).
+        spec_sha256: the hash of that spec.
+
+    .. versionadded:: 0.1.0
+    """
+
+    __slots__ = ("_adapters", "_models", "_reported", "source", "spec_sha256")
+
+    def __init__(
+        self,
+        models: Mapping[str, type[pydantic.BaseModel]],
+        *,
+        source: str | None = None,
+        spec_sha256: str | None = None,
+    ) -> None:
+        self._models = dict(models)
+        self._adapters: dict[type[pydantic.BaseModel], pydantic.TypeAdapter[Any]] = {}
+        self._reported: set[str] = set()
+        self.source = source
+        self.spec_sha256 = spec_sha256
+
+    def __getitem__(self, event_type: str) -> type[pydantic.BaseModel]:
+        return self._models[event_type]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._models)
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def __repr__(self) -> str:
+        models = len(set(self._models.values()))
+        origin = f", source={self.source!r}" if self.source else ""
+        return f"{type(self).__name__}({len(self)} event types, {models} models{origin})"
+
+    def parse(
+        self, event_type: str, data: Mapping[str, Any]
+    ) -> pydantic.BaseModel | dict[str, Any]:
+        """The payload of an ``event_type`` event as its model, or as a plain dict when the
+        type is unknown or the payload does not fit (never an error).
+
+        A payload without ``event_type`` gets the one given here before validation: the
+        server writes it, some payload schemas do not declare it.
+
+        .. versionadded:: 0.1.0
+        """
+        untyped = data if isinstance(data, dict) else dict(data)
+        model = self._models.get(event_type)
+        if model is None:
+            return untyped
+        try:
+            return model.model_validate(_with_event_type(untyped, event_type, model))
+        except pydantic.ValidationError as exc:
+            self._report(event_type, model, exc)
+            return untyped
+
+    def _report(
+        self, event_type: str, model: type[pydantic.BaseModel], exc: pydantic.ValidationError
+    ) -> None:
+        if event_type in self._reported:
+            return
+        self._reported.add(event_type)
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(payload)"
+        logger.warning(
+            "event_data of %s events does not fit %s, kept untyped (%d error(s); %s: %s); "
+            "regenerate the payload models from the spec of the Data Storage you run",
+            event_type,
+            model.__name__,
+            exc.error_count(),
+            where,
+            first["msg"],
+            extra={"event_type": event_type, "payload_model": model.__name__},
+        )
+
+    def _adapter(self, model: type[pydantic.BaseModel]) -> pydantic.TypeAdapter[Any]:
+        adapter = self._adapters.get(model)
+        if adapter is None:
+            adapter = self._adapters[model] = pydantic.TypeAdapter(list[model])  # type: ignore[valid-type]
+        return adapter
+
+    def _attach(self, events: Sequence[EventModel]) -> None:
+        # Parse each event's payload and store it on the event (``event.payload``). One list per
+        # model costs far less than one call per event; a list with a misfit falls back to one
+        # call per event to find it.
+        groups: dict[type[pydantic.BaseModel], list[EventModel]] = {}
+        for event in events:
+            model = self._models.get(event.event_type)
+            if model is not None:
+                groups.setdefault(model, []).append(event)
+        for model, members in groups.items():
+            data = [_with_event_type(e.event_data, e.event_type, model) for e in members]
+            try:
+                parsed = self._adapter(model).validate_python(data)
+            except pydantic.ValidationError:
+                parsed = [self.parse(e.event_type, e.event_data) for e in members]
+            for event, payload in zip(members, parsed, strict=True):
+                object.__setattr__(event, "_payload", payload)  # a slot: skip pydantic
+
+
+def _with_event_type(
+    data: dict[str, Any], event_type: str, model: type[pydantic.BaseModel]
+) -> dict[str, Any]:
+    if "event_type" in data or "event_type" not in model.model_fields:
+        return data
+    return {**data, "event_type": event_type}
