@@ -135,6 +135,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--flush-interval", type=_positive, default=2.0, help="writer flush (2.0)")
     demo.add_argument("--rounds", type=int, default=5, help="test-like rounds to run (5)")
+
+    codegen = sub.add_parser(
+        "codegen",
+        help="generate typed event_data models from the spec of your Data Storage",
+        description="Write pydantic models for every event_data payload of a Data Storage "
+        "OpenAPI spec, and REGISTRY, a PayloadRegistry for AuditClient(payloads=REGISTRY). "
+        "Needs the codegen extra: pip install 'kubernaut-audit[codegen]'.",
+    )
+    codegen.add_argument("--spec", required=True, help="the Data Storage OpenAPI file")
+    codegen.add_argument("--output", required=True, help="the Python module to write")
     return parser
 
 
@@ -347,6 +357,30 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_codegen(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import _codegen
+
+    spec = Path(args.spec)
+    if not spec.is_file():
+        print(f"kubernaut-audit: error: no spec file at {spec}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        _codegen.require_generator()
+    except ImportError as exc:
+        print(f"kubernaut-audit: {exc.name}: install kubernaut-audit[codegen]", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        covered = _codegen.generate(spec, Path(args.output))
+    except (_codegen.CodegenError, OSError) as exc:
+        print(f"kubernaut-audit: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    models = len(set(covered.mapping.values()))
+    print(f"wrote {args.output}: {models} payload models for {len(covered.mapping)} event types")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kubernaut-audit`` command."""
     parser = build_parser()
@@ -361,6 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "wait": _cmd_wait,
         "serve": _cmd_serve,
         "demo": _cmd_demo,
+        "codegen": _cmd_codegen,
     }
     if args.command is None:
         parser.print_help(sys.stderr)

@@ -15,6 +15,7 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
+from ._base import OpenEnum, PayloadModel
 from ._generated import models as _generated
 from ._generated.models import (
     AuditEvent,
@@ -44,7 +45,9 @@ __all__ = [
     "CreateResult",
     "EventCategory",
     "EventOutcome",
+    "OpenEnum",
     "Pagination",
+    "PayloadModel",
     "RFC7807Problem",
 ]
 
