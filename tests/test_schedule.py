@@ -20,8 +20,8 @@ def _plan(t: CadenceTracker, now: float, began: float) -> tuple[object, str]:
 
 
 def test_cold_step_scales_with_flush_interval() -> None:
-    """The due-phase step is 7.5 % of the interval, clamped to [10 ms, 500 ms]."""
-    assert ColdSchedule(2.0, 0.25).step == pytest.approx(0.15)
+    """The due-phase step is 7.75 % of the interval, clamped to [10 ms, 500 ms]."""
+    assert ColdSchedule(2.0, 0.25).step == pytest.approx(0.155)
     assert ColdSchedule(0.05, 0.25).step == 0.01
     assert ColdSchedule(60.0, 0.25).step == 0.5
 
@@ -51,15 +51,29 @@ def test_cold_schedule_backs_off_with_full_jitter_up_to_the_cap() -> None:
 
 
 def test_tracker_learns_phase_from_agreeing_windows() -> None:
-    """Three windows that agree modulo the interval make the tracker confident."""
+    """Four narrow windows that agree modulo the interval make the tracker confident."""
     t = CadenceTracker(2.0)
     t.observe(0.60, 0.75)
     t.observe(2.60, 2.80)
+    t.observe(4.65, 4.80)
     assert not t.confident
-    t.observe(4.65, 4.72)
+    t.observe(6.62, 6.72)
     assert t.confident
     assert t.lo == pytest.approx(0.65)
     assert t.width == pytest.approx(0.07)
+
+
+def test_wide_windows_narrow_but_never_confirm() -> None:
+    """A window wider than a quarter interval contains the estimate whether or not it is
+    right: it may narrow the estimate but does not count as agreement."""
+    t = CadenceTracker(2.0, tolerance=0.0)
+    t.observe(0.60, 0.75)
+    for k in range(1, 6):
+        t.observe(2.0 * k - 1.0, 2.0 * k + 0.70)
+    assert not t.confident
+    assert t.agreeing == 1
+    assert t.lo == pytest.approx(0.60)
+    assert t.width == pytest.approx(0.10)
 
 
 def test_tracker_resets_on_a_contradicting_window() -> None:
@@ -121,7 +135,7 @@ def test_plan_checks_before_the_window_when_the_estimate_is_stale() -> None:
 def test_a_miss_withdraws_confidence() -> None:
     """After a decisive miss the tracker must be confirmed again before predicting."""
     t = CadenceTracker(2.0)
-    for k in range(3):
+    for k in range(4):
         t.observe(0.60 + 2 * k, 0.62 + 2 * k)
     assert t.confident
     t.missed()

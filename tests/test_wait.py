@@ -19,8 +19,13 @@ from trio.testing import MockClock
 
 import kubernaut_audit as ka
 from kubernaut_audit import AsyncAuditClient
+from kubernaut_audit._schedule import ColdSchedule
+from kubernaut_audit._wait import WRITE_ALLOWANCE
 
 pytestmark = pytest.mark.anyio
+
+#: The cold schedule's poll step for the default 2 s flush interval.
+STEP = ColdSchedule(2.0, WRITE_ALLOWANCE).step
 
 
 @pytest.fixture
@@ -54,13 +59,13 @@ async def test_returns_at_once_when_events_are_already_visible(
 async def test_notices_a_flushed_event_within_one_poll_step(
     ds: FakeDataStorage, client: AsyncAuditClient
 ) -> None:
-    """An event appearing mid-interval is noticed within the 150 ms due-phase step."""
+    """An event appearing mid-interval is noticed within the 155 ms due-phase step."""
     start = anyio.current_time()
     ds.add(start + 1.234, event("c1"))
     got = await client.wait_for_audit_events("c1")
     lateness = anyio.current_time() - (start + 1.234)
-    assert 0 <= lateness <= 0.15 + 1e-9
-    assert got.stats.polls == math.ceil(1.234 / 0.15) + 1
+    assert 0 <= lateness <= STEP + 1e-9
+    assert got.stats.polls == math.ceil(1.234 / STEP) + 1
     assert got.stats.first_seen == pytest.approx(anyio.current_time() - start)
 
 
@@ -309,7 +314,7 @@ async def test_concurrent_waits_on_one_correlation_id_share_queries(
         for i in range(20):
             tg.start_soon(one, i)
     assert results == [1] * 20
-    single = math.ceil(1.5 / 0.15) + 1
+    single = math.ceil(1.5 / STEP) + 1
     assert len(ds.requests) <= single + 2
 
 
@@ -329,7 +334,7 @@ async def test_learns_the_flush_grid_of_a_steady_writer(
         polls.append(got.stats.polls)
     assert max(late[4:]) <= 0.03
     assert max(polls[4:]) <= 3
-    assert all(x <= 0.15 + 1e-9 for x in late)
+    assert all(x <= STEP + 1e-9 for x in late)
 
 
 async def test_never_misses_events_from_several_writers(
@@ -344,7 +349,7 @@ async def test_never_misses_events_from_several_writers(
         visible = phase + interval * (math.floor((now - phase) / interval) + 1) + 0.002
         ds.add(visible, event(f"m{i}"))
         await client.wait_for_audit_events(f"m{i}")
-        assert anyio.current_time() - visible <= 0.15 + 1e-9
+        assert anyio.current_time() - visible <= STEP + 1e-9
 
 
 async def test_a_changed_cadence_costs_at_most_two_late_waits(
@@ -360,10 +365,10 @@ async def test_a_changed_cadence_costs_at_most_two_late_waits(
             ds.add(visible, event(f"p{phase}-{i}"))
             await client.wait_for_audit_events(f"p{phase}-{i}")
             late.append(anyio.current_time() - visible)
-    over = [x for x in late[8:] if x > 0.15 + 1e-9]
+    over = [x for x in late[8:] if x > STEP + 1e-9]
     assert len(over) <= 2
-    assert max(late) <= 2.0 + 0.15
-    assert max(late[11:]) <= 0.15 + 1e-9
+    assert max(late) <= 2.0 + STEP
+    assert max(late[11:]) <= STEP + 1e-9
 
 
 async def test_on_poll_hook_sees_every_poll(ds: FakeDataStorage, client: AsyncAuditClient) -> None:

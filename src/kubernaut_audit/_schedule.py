@@ -3,14 +3,14 @@
 Events reach Data Storage in batches on the writer's ticker (ADR-038), so an event emitted
 just before a wait starts becomes visible within one flush interval plus the write time.
 
-* Cold schedule (nothing known about the ticker): poll every ``0.075 × flush_interval`` while
+* Cold schedule (nothing known about the ticker): poll every ``0.0775 × flush_interval`` while
   events are due (one interval plus the write allowance from the start), then back off
   exponentially with full jitter, capped at one interval: the writer is retrying or the server
   is slow, and polling hard would only add load.
 * Learned cadence: a batch becomes visible all at once, on the ticker's grid. Each time a poll
   sees new rows that the previous poll did not, the moment they appeared lies between the two
-  polls; those windows, taken modulo the interval, narrow down the grid's phase. Once two
-  windows agree, a wait polls right after the next predicted flush instead of densely, and
+  polls; those windows, taken modulo the interval, narrow down the grid's phase. Once four
+  narrow windows agree, a wait polls right after the next predicted flush instead of densely, and
   falls back to the cold schedule the moment a prediction misses.
 """
 
@@ -21,7 +21,9 @@ import random
 from dataclasses import dataclass
 
 #: Due-phase poll period as a fraction of the flush interval.
-STEP_FRACTION = 0.075
+STEP_FRACTION = 0.0775
+#: Windows at most this fraction of the interval wide count as evidence about the phase.
+INFORMATIVE_FRACTION = 0.25
 #: How long after the predicted flush a poll is sent (seconds).
 PREDICTION_MARGIN = 0.004
 #: How long before a predicted window a staleness check is sent (seconds).
@@ -75,7 +77,7 @@ class CadenceTracker:
         interval: float,
         *,
         tolerance: float = 0.012,
-        confident_after: int = 3,
+        confident_after: int = 4,
         target_width: float = 0.025,
     ) -> None:
         if interval <= 0:
@@ -100,24 +102,30 @@ class CadenceTracker:
         )
 
     def observe(self, after: float, until: float) -> None:
-        """New rows appeared at some moment in ``(after, until]`` (event-loop times)."""
+        """New rows appeared at some moment in ``(after, until]`` (event-loop times).
+
+        Only an informative window (at most a quarter interval) can start an estimate, replace a
+        contradicted one or count as agreement. A wider one (a prediction that found rows after
+        a long gap) can still narrow the estimate, or cast doubt on it, but never confirms it:
+        it would contain the estimate whether or not the estimate is right.
+        """
         span = until - after
         if span <= 0 or span >= self.interval:
             return  # a full turn of the circle or more says nothing about the phase
         start = after % self.interval
-        if span < self.interval / 2:
+        informative = span <= self.interval * INFORMATIVE_FRACTION
+        if informative:
             self.last_narrow = until
         if self.lo is None:
-            if span < self.interval / 2:
+            if informative:
                 self._reset(start, span)
             return
-        narrow = span < self.interval / 2
         piece = self._overlap(start, span, 0.0)
-        if piece is None and narrow:
+        if piece is None and informative:
             # Write times jitter by a few ms: a narrow window just beside the estimate agrees.
             piece = self._overlap(start, span, self.tolerance)
         if piece is None:
-            if narrow:
+            if informative:
                 self.resets += 1
                 self._reset(start, span)
             else:
@@ -125,7 +133,8 @@ class CadenceTracker:
             return
         self.lo = piece[0] % self.interval
         self.width = piece[1] - piece[0]
-        self.agreeing += 1
+        if informative:
+            self.agreeing += 1
 
     def _overlap(self, start: float, span: float, slack: float) -> tuple[float, float] | None:
         """Hull of where the window meets the estimate (widened by ``slack``), or None."""
