@@ -7,6 +7,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+if TYPE_CHECKING:
+    from ._payloads import PayloadRegistry
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -51,29 +54,42 @@ class PayloadModel(LenientModel):
 class EventModel(LenientModel):
     """Base of :class:`AuditEvent`: typed access to ``event_data``.
 
-    A client built with ``payloads=`` stores the payload its registry parsed in a slot, not a
-    field: it costs nothing on the decode path without a registry and never shows in dumps.
+    A client built with ``payloads=`` puts its registry on each event it returns, in a slot
+    (not a field: it never shows in dumps or comparisons), and :attr:`payload` parses on first
+    read. Decoding a page thus costs no more with a registry than without, and a wait that
+    polls many pages never validates payloads nobody reads.
     """
 
-    __slots__ = ("_payload",)
+    __slots__ = ("_payload", "_registry")
 
     if TYPE_CHECKING:
         event_type: str
         event_data: dict[str, Any]
         _payload: BaseModel | dict[str, Any]
+        _registry: PayloadRegistry
 
     @property
     def payload(self) -> BaseModel | dict[str, Any]:
-        """The payload as a model when the client's ``payloads=`` registry parsed it, else
-        ``event_data`` itself (an unknown event type, a payload that does not fit its model, no
-        registry, or a copy of the event). Narrow it with ``isinstance`` or ``match``.
+        """The payload as its model when the client has a ``payloads=`` registry that knows
+        this event type, else ``event_data`` itself (an unknown event type, a payload that does
+        not fit its model, which is logged once per event type, no registry, or a copy of the
+        event). Parsed on first read, then kept. Narrow it with ``isinstance`` or ``match``.
 
         .. versionadded:: 0.1.0
         """
+        # The slots are read through their descriptors: a miss through the instance would run
+        # pydantic's __getattr__, which costs about as much as the parse.
         try:
-            return self._payload
+            return _PAYLOAD_SLOT.__get__(self)  # type: ignore[no-any-return]
+        except AttributeError:
+            pass
+        try:
+            registry: PayloadRegistry = _REGISTRY_SLOT.__get__(self)
         except AttributeError:
             return self.event_data
+        payload = registry.parse(self.event_type, self.event_data)
+        _PAYLOAD_SLOT.__set__(self, payload)
+        return payload
 
     def data_as(self, model: type[M]) -> M:
         """``event_data`` validated into ``model`` (lenient models keep unknown fields).
@@ -94,6 +110,10 @@ class EventModel(LenientModel):
         if "event_type" not in data and "event_type" in model.model_fields:
             data = {**data, "event_type": self.event_type}
         return model.model_validate(data)
+
+
+_PAYLOAD_SLOT: Any = EventModel.__dict__["_payload"]
+_REGISTRY_SLOT: Any = EventModel.__dict__["_registry"]
 
 
 class StrictModel(BaseModel):

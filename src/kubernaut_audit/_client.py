@@ -92,9 +92,9 @@ class AsyncAuditClient:
         retry_hooks: called before each retry sleep; default: one log line.
         max_response_bytes: responses larger than this are aborted while streaming.
         flush_interval: the audit writer's flush interval waits assume (default 2.0 s).
-        payloads: a :class:`PayloadRegistry` (from ``kubernaut-audit codegen``): events come
-            back with ``event.payload`` parsed into its model; ``event_data`` stays the dict.
-            Without one, decoding does no payload work at all.
+        payloads: a :class:`PayloadRegistry` (from ``kubernaut-audit codegen``): the events
+            returned carry it, and ``event.payload`` is the payload parsed into its model (on
+            first read); ``event_data`` stays the dict. Without one, no payload work at all.
 
     .. versionadded:: 0.1.0
     """

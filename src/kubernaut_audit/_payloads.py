@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pydantic
+
+from ._base import _REGISTRY_SLOT
 
 if TYPE_CHECKING:
     from ._base import EventModel
@@ -20,11 +22,11 @@ class PayloadRegistry(Mapping[str, type[pydantic.BaseModel]]):
     ``kubernaut-audit codegen`` writes one (``REGISTRY``) at the end of the module it generates
     from the spec of the Data Storage you run; you can also build one by hand. Give it to a
     client (``AuditClient(payloads=REGISTRY)``) and the events it returns carry their typed
-    payload in :attr:`AuditEvent.payload`.
+    payload in :attr:`AuditEvent.payload`, parsed on first read.
 
     Reading stays lenient: an event type the registry does not know keeps its payload as a
     dict, and so does a payload that does not fit its model (reported once per event type on
-    the ``kubernaut_audit`` logger, at WARNING).
+    the ``kubernaut_audit`` logger, at WARNING, when first read).
 
     Args:
         models: ``event_type`` → pydantic model; several types may share a model.
@@ -34,7 +36,7 @@ class PayloadRegistry(Mapping[str, type[pydantic.BaseModel]]):
     .. versionadded:: 0.1.0
     """
 
-    __slots__ = ("_adapters", "_models", "_reported", "source", "spec_sha256")
+    __slots__ = ("_models", "_reported", "source", "spec_sha256")
 
     def __init__(
         self,
@@ -44,7 +46,6 @@ class PayloadRegistry(Mapping[str, type[pydantic.BaseModel]]):
         spec_sha256: str | None = None,
     ) -> None:
         self._models = dict(models)
-        self._adapters: dict[type[pydantic.BaseModel], pydantic.TypeAdapter[Any]] = {}
         self._reported: set[str] = set()
         self.source = source
         self.spec_sha256 = spec_sha256
@@ -103,29 +104,11 @@ class PayloadRegistry(Mapping[str, type[pydantic.BaseModel]]):
             extra={"event_type": event_type, "payload_model": model.__name__},
         )
 
-    def _adapter(self, model: type[pydantic.BaseModel]) -> pydantic.TypeAdapter[Any]:
-        adapter = self._adapters.get(model)
-        if adapter is None:
-            adapter = self._adapters[model] = pydantic.TypeAdapter(list[model])  # type: ignore[valid-type]
-        return adapter
-
-    def _attach(self, events: Sequence[EventModel]) -> None:
-        # Parse each event's payload and store it on the event (``event.payload``). One list per
-        # model costs far less than one call per event; a list with a misfit falls back to one
-        # call per event to find it.
-        groups: dict[type[pydantic.BaseModel], list[EventModel]] = {}
+    def _attach(self, events: Iterable[EventModel]) -> None:
+        # The payloads are parsed when first read (EventModel.payload): typing every payload of
+        # every page up front costs more than the envelope decode itself.
         for event in events:
-            model = self._models.get(event.event_type)
-            if model is not None:
-                groups.setdefault(model, []).append(event)
-        for model, members in groups.items():
-            data = [_with_event_type(e.event_data, e.event_type, model) for e in members]
-            try:
-                parsed = self._adapter(model).validate_python(data)
-            except pydantic.ValidationError:
-                parsed = [self.parse(e.event_type, e.event_data) for e in members]
-            for event, payload in zip(members, parsed, strict=True):
-                object.__setattr__(event, "_payload", payload)  # a slot: skip pydantic
+            _REGISTRY_SLOT.__set__(event, self)
 
 
 def _with_event_type(
