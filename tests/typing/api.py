@@ -8,6 +8,7 @@ from typing import Any, assert_type
 from uuid import UUID
 
 import httpx
+from pydantic import BaseModel
 
 import kubernaut_audit
 from kubernaut_audit import (
@@ -22,11 +23,13 @@ from kubernaut_audit import (
     DataStorageError,
     EventCategory,
     EventOutcome,
+    PayloadRegistry,
     RequestInfo,
     RetryDetails,
     RetryHook,
     RetryPolicy,
 )
+from kubernaut_audit.models import PayloadModel
 
 
 def hook(details: RetryDetails) -> None:
@@ -109,6 +112,24 @@ def errors() -> None:
         assert_type(exc.request, RequestInfo | None)
     except AuditError as exc:
         assert_type(str(exc), str)
+
+
+class _Pong(PayloadModel):
+    latency_ms: int
+
+
+def typed_payloads(event: AuditEvent) -> None:
+    registry = PayloadRegistry({"demo.pong.sent": _Pong})
+    assert_type(registry["demo.pong.sent"], type[BaseModel])
+    assert_type(registry.parse("demo.pong.sent", {"latency_ms": 1}), BaseModel | dict[str, Any])
+    with AuditClient(base_url="http://ds.test", payloads=registry) as client:
+        assert_type(client, AuditClient)
+    assert_type(event.event_data, dict[str, Any])
+    assert_type(event.payload, BaseModel | dict[str, Any])
+    assert_type(event.data_as(_Pong), _Pong)
+    payload = event.payload
+    if isinstance(payload, _Pong):
+        assert_type(payload.latency_ms, int)
 
 
 assert_type(kubernaut_audit.__all__, list[str])
