@@ -330,6 +330,9 @@ def _registry(mapping: dict[str, str], classes: set[str], source: str, digest: s
     missing = sorted({name for name in mapping.values() if name not in classes})
     if missing:
         raise CodegenError(f"the generator renamed or dropped payload models: {missing}")
+    clashes = sorted(classes & {"OpenEnum", "PayloadModel", "PayloadRegistry", "REGISTRY"})
+    if clashes:
+        raise CodegenError(f"schema names clash with the names the module imports: {clashes}")
     lines = [
         "",
         "",
