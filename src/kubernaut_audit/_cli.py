@@ -41,6 +41,7 @@ examples:
   kubernaut-audit wait --correlation-id rr-2025-001 --count 3 --settle --timeout 20
   kubernaut-audit serve --port 18090          # a local Data Storage emulator
   kubernaut-audit demo                        # see a wait replace time.sleep(5)
+  kubernaut-audit codegen --spec data-storage-v1.yaml --output myproj/ds_payloads.py
 
 configuration: flags first, then the environment: DATA_STORAGE_URL, DATA_STORAGE_TOKEN,
 DATA_STORAGE_TOKEN_FILE, DATA_STORAGE_USER, KUBERNAUT_AUDIT_FLUSH_INTERVAL.
