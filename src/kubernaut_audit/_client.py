@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import time
@@ -259,7 +260,13 @@ class AsyncAuditClient:
                 timeout=self._timeout_for(deadline, info),
             )
             started = time.perf_counter()
-            response = await self._exchange(http, request, info)
+            with anyio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
+                response = await self._exchange(http, request, info)
+            if scope.cancelled_caught:
+                raise DataStorageTimeoutError(
+                    f"Data Storage did not finish answering {info} before the deadline",
+                    request=info,
+                )
             logger.debug(
                 "%s -> %d in %.1f ms",
                 info,
@@ -339,6 +346,12 @@ class AsyncAuditClient:
         deadline: float | None = None,
     ) -> _Response:
         info = RequestInfo(method, self._base_url + path)
+        policy = retry or self._retry
+        if math.isfinite(policy.timeout):
+            # The budget bounds the tries as well as the sleeps: a body trickled just under the
+            # read timeout would otherwise hold one try open for as long as the server likes.
+            budget = anyio.current_time() + policy.timeout
+            deadline = budget if deadline is None else min(deadline, budget)
 
         async def attempt() -> _Response:
             return await self._send_once(method, path, params=params, body=body, deadline=deadline)
@@ -346,7 +359,7 @@ class AsyncAuditClient:
         return await call_with_retry(
             attempt,
             request=info,
-            policy=retry or self._retry,
+            policy=policy,
             rng=self._rng,
             idempotent=idempotent,
             deadline=deadline,
