@@ -51,16 +51,28 @@ def test_cold_schedule_backs_off_with_full_jitter_up_to_the_cap() -> None:
 
 
 def test_tracker_learns_phase_from_agreeing_windows() -> None:
-    """Four narrow windows that agree modulo the interval make the tracker confident."""
+    """Three narrow windows that agree modulo the interval make the tracker confident."""
     t = CadenceTracker(2.0)
     t.observe(0.60, 0.75)
     t.observe(2.60, 2.80)
-    t.observe(4.65, 4.80)
     assert not t.confident
-    t.observe(6.62, 6.72)
+    t.observe(4.65, 4.72)
     assert t.confident
     assert t.lo == pytest.approx(0.65)
     assert t.width == pytest.approx(0.07)
+
+
+def test_windows_close_in_time_count_once() -> None:
+    """Agreement must come from other turns of the grid: windows seen within half an interval
+    of each other (concurrent waits, several writers) narrow the estimate but count once."""
+    t = CadenceTracker(2.0)
+    for k in range(6):
+        t.observe(0.60 + 0.01 * k, 0.70 + 0.01 * k)
+    assert t.agreeing == 1
+    assert not t.confident
+    t.observe(2.62, 2.70)
+    t.observe(4.62, 4.70)
+    assert t.confident
 
 
 def test_wide_windows_narrow_but_never_confirm() -> None:
@@ -135,7 +147,7 @@ def test_plan_checks_before_the_window_when_the_estimate_is_stale() -> None:
 def test_a_miss_withdraws_confidence() -> None:
     """After a decisive miss the tracker must be confirmed again before predicting."""
     t = CadenceTracker(2.0)
-    for k in range(4):
+    for k in range(3):
         t.observe(0.60 + 2 * k, 0.62 + 2 * k)
     assert t.confident
     t.missed()

@@ -9,7 +9,7 @@ just before a wait starts becomes visible within one flush interval plus the wri
   is slow, and polling hard would only add load.
 * Learned cadence: a batch becomes visible all at once, on the ticker's grid. Each time a poll
   sees new rows that the previous poll did not, the moment they appeared lies between the two
-  polls; those windows, taken modulo the interval, narrow down the grid's phase. Once four
+  polls; those windows, taken modulo the interval, narrow down the grid's phase. Once three
   narrow windows agree, a wait polls right after the next predicted flush instead of densely, and
   falls back to the cold schedule the moment a prediction misses.
 """
@@ -77,7 +77,7 @@ class CadenceTracker:
         interval: float,
         *,
         tolerance: float = 0.012,
-        confident_after: int = 4,
+        confident_after: int = 3,
         target_width: float = 0.025,
     ) -> None:
         if interval <= 0:
@@ -92,6 +92,7 @@ class CadenceTracker:
         self.resets = 0
         self.last_rows: float | None = None
         self.last_narrow: float | None = None
+        self._counted_at = -math.inf
 
     @property
     def confident(self) -> bool:
@@ -105,9 +106,9 @@ class CadenceTracker:
         """New rows appeared at some moment in ``(after, until]`` (event-loop times).
 
         Only an informative window (at most a quarter interval) can start an estimate, replace a
-        contradicted one or count as agreement. A wider one (a prediction that found rows after
-        a long gap) can still narrow the estimate, or cast doubt on it, but never confirms it:
-        it would contain the estimate whether or not the estimate is right.
+        contradicted one or count as agreement (once per half interval). A wider one (a
+        prediction that found rows after a long gap) can still narrow the estimate, or cast
+        doubt on it, but never confirms it: it would contain the estimate either way.
         """
         span = until - after
         if span <= 0 or span >= self.interval:
@@ -118,7 +119,7 @@ class CadenceTracker:
             self.last_narrow = until
         if self.lo is None:
             if informative:
-                self._reset(start, span)
+                self._reset(start, span, until)
             return
         piece = self._overlap(start, span, 0.0)
         if piece is None and informative:
@@ -127,14 +128,17 @@ class CadenceTracker:
         if piece is None:
             if informative:
                 self.resets += 1
-                self._reset(start, span)
+                self._reset(start, span, until)
             else:
                 self.missed()
             return
         self.lo = piece[0] % self.interval
         self.width = piece[1] - piece[0]
-        if informative:
+        # Agreement must come from other turns of the grid: windows close together in time agree
+        # trivially (concurrent waits, or several writers flushing at about the same moment).
+        if informative and until - self._counted_at >= self.interval / 2:
             self.agreeing += 1
+            self._counted_at = until
 
     def _overlap(self, start: float, span: float, slack: float) -> tuple[float, float] | None:
         """Hull of where the window meets the estimate (widened by ``slack``), or None."""
@@ -157,10 +161,11 @@ class CadenceTracker:
         """A decisive poll found nothing: distrust the estimate until it is confirmed again."""
         self.agreeing = 0
 
-    def _reset(self, lo: float, width: float) -> None:
+    def _reset(self, lo: float, width: float, at: float) -> None:
         self.lo = lo
         self.width = width
         self.agreeing = 1
+        self._counted_at = at
 
     def next_window(self, now: float) -> tuple[float, float]:
         """The next predicted visibility window ``(start, end)`` whose end lies after ``now``."""
