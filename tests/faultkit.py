@@ -4,12 +4,15 @@ event-loop times, tiny raw loopback servers, and a count of open TCP connections
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import anyio
 import httpx
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kubernaut_audit.emulator import Emulator, make_event
 
@@ -118,3 +121,63 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+class Gate:
+    """An auth proxy in front of an ASGI app, as the OAuth proxy before Data Storage: a request
+    whose bearer token is in ``accepted`` goes through; any other gets ``status``.
+
+    ``tokens`` lists the bearer token of every request (None when there was none).
+    """
+
+    def __init__(self, app: ASGIApp, *, accepted: Iterable[str] = (), status: int = 401) -> None:
+        self.app = app
+        self.accepted = set(accepted)
+        self.status = status
+        self.tokens: list[str | None] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        auth = dict(scope["headers"]).get(b"authorization", b"").decode()
+        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else None
+        self.tokens.append(token)
+        if token is not None and token in self.accepted:
+            await self.app(scope, receive, send)
+            return
+        body = json.dumps({"title": "denied", "status": self.status}).encode()
+        headers = [(b"content-type", b"application/problem+json")]
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+class Mangle:
+    """A proxy in front of an ASGI app that rewrites the JSON of successful query responses."""
+
+    def __init__(self, app: ASGIApp, rewrite: Callable[[dict[str, Any]], None]) -> None:
+        self.app = app
+        self.rewrite = rewrite
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            body = b"".join(chunks)
+            if start["status"] == 200:
+                document = json.loads(body)
+                self.rewrite(document)
+                body = json.dumps(document).encode()
+            headers = [(k, v) for k, v in start["headers"] if k != b"content-length"]
+            headers.append((b"content-length", str(len(body)).encode()))
+            await send({**start, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, capture)
