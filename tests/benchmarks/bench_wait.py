@@ -621,8 +621,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         waits=waits,
         cold_workers=min(12, waits),
         # Long suites, as a suite's first few waits are cold ones while the cadence is learned
-        # (about 67 waits each at the default 200): the goal is about a suite, not its start.
-        suite_workers=min(2 if args.quick else 3, waits),
+        # (100 waits each at the default 200): the goal is about a suite, not its start.
+        suite_workers=min(2, waits),
         multi_workers=min(3 if args.quick else 5, waits),
         # Each 10 ms poller sends ~100 queries/s: fewer of them at once keep the loop unloaded.
         heavy_workers=min(6, waits),
