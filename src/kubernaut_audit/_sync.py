@@ -8,6 +8,7 @@ task it was waiting for.
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
@@ -26,6 +27,23 @@ from ._wait import AbsenceOptions, AuditEvents, WaitOptions
 from .models import AuditEvent, AuditEventPage, BatchResult, CreateResult
 
 T = TypeVar("T")
+
+#: Clients that may hold a portal, for the fork handler below.
+_CLIENTS: weakref.WeakSet[AuditClient] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # The portal threads did not survive fork(). Leaving a portal's context manager (when the
+    # child replaces or closes it, or collects the client) asks its thread to stop the portal and
+    # waits for the answer: for ever. A portal marked as not running makes that call fail, which
+    # anyio ignores, and the join returns at once (a child sees the other threads as stopped).
+    for client in list(_CLIENTS):
+        if client._portal is not None:
+            client._portal._event_loop_thread_id = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class AuditClient:
@@ -71,6 +89,7 @@ class AuditClient:
         self._portal: BlockingPortal | None = None
         self._pid = os.getpid()
         self._closed = False
+        _CLIENTS.add(self)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self._async.base_url!r})"
