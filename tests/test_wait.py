@@ -6,6 +6,7 @@ about when polls happen is exact.
 
 from __future__ import annotations
 
+import itertools
 import math
 import pickle
 import random
@@ -426,3 +427,23 @@ def test_module_function_rejects_other_clients() -> None:
     """Passing something that is not a client is a TypeError."""
     with pytest.raises(TypeError):
         ka.wait_for_audit_events(object(), "c1")  # type: ignore[call-overload]
+
+
+async def test_a_slow_server_is_not_polled_faster_than_it_answers() -> None:
+    """When each query takes 0.5 s, the next one waits at least that long after the answer."""
+    sent: list[float] = []
+    start = anyio.current_time()
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        sent.append(anyio.current_time())
+        await anyio.sleep(0.5)
+        data = [event("c1")] if anyio.current_time() >= start + 3.0 else []
+        return httpx.Response(200, json={"data": data})
+
+    async with AsyncAuditClient(
+        base_url="http://ds.test", transport=httpx.MockTransport(slow)
+    ) as c:
+        got = await c.wait_for_audit_events("c1")
+    assert len(got) == 1
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    assert min(gaps) >= 1.0 - 1e-9

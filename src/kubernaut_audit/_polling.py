@@ -89,8 +89,10 @@ class _SharedState:
         return tracker
 
     def remember(self, cid: str, query: _Inflight) -> None:
-        if len(self.latest) > 1024:
-            horizon = query.sent - 60.0
+        # An answer is shared only while in flight or for _SHARE_WINDOW after it was asked for:
+        # older ones are dropped, so memory stays bounded by the waits running now.
+        if len(self.latest) > 64:
+            horizon = query.sent - 1.0
             for key in [k for k, q in self.latest.items() if q.done.is_set() and q.sent < horizon]:
                 del self.latest[key]
         self.latest[cid] = query

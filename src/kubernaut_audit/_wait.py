@@ -186,6 +186,9 @@ async def wait_async(
             next_at = cold.next_poll(origin=origin, last_poll=sent, overdue_polls=overdue, rng=rng)
             if next_at > origin + cold.due_for:
                 overdue += 1
+        # Never ask again sooner than the server took to answer: a slow or saturated server is
+        # not helped by more queries (a no-op against a healthy one, which answers in ms).
+        next_at = max(next_at, now + (now - sent))
         latest = p.deadline - _FINAL_POLL_GUARD
         if next_at >= latest:
             next_at, final = max(latest, now), True
