@@ -66,6 +66,7 @@ bench: install
 	$(PY) tests/benchmarks/bench_emulator.py
 	$(PY) tests/benchmarks/bench_wait.py
 	$(PY) tests/benchmarks/bench_suite.py
+	$(PY) tests/benchmarks/bench_soak.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) build dist .mypy_cache .ruff_cache
