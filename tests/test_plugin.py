@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import re
 
+# httpx maps httpcore's exceptions through a table it fills on first use. pytester drops the
+# modules an in-process run imported; if httpcore were first imported inside one, later tests
+# would see a fresh httpcore whose exceptions that table no longer recognises.
+import httpcore  # noqa: F401
 import pytest
 
 pytest_plugins = ["pytester"]

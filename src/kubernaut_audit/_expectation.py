@@ -5,11 +5,30 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 from ._core import Filters, make_filters
 from .models import AuditEvent, EventCategory, EventOutcome
 
 Predicate = Callable[[AuditEvent], bool]
+
+
+class Selection(TypedDict, total=False):
+    """Which events of the correlation id count (all optional; they combine with AND)."""
+
+    event_type: str
+    event_category: str | EventCategory
+    event_outcome: str | EventOutcome
+    severity: str
+    where: Predicate
+
+
+class Criteria(Selection, total=False):
+    """A selection plus how many of which types are expected."""
+
+    min_count: int
+    count: int
+    event_types: Sequence[str] | Mapping[str, int]
 
 
 def _count_arg(name: str, value: object, *, minimum: int) -> int:
@@ -31,8 +50,8 @@ class Expectation:
     @classmethod
     def build(
         cls,
-        *,
         correlation_id: str,
+        *,
         event_type: str | None = None,
         event_category: str | EventCategory | None = None,
         event_outcome: str | EventOutcome | None = None,

@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypedDict, Unpack, overload
+from typing import TYPE_CHECKING, Any, Unpack, overload
 
 import anyio
 
 from ._exceptions import AuditWaitTimeout, UnexpectedAuditEvents
-from ._expectation import Expectation, Predicate
+from ._expectation import Criteria, Expectation, Selection
 from ._polling import PollHook, PollRecord, _chronological, _Poller
 from ._schedule import ColdSchedule
-from .models import AuditEvent, EventCategory, EventOutcome
+from .models import AuditEvent
 
 if TYPE_CHECKING:
     from ._client import AsyncAuditClient
@@ -67,31 +67,18 @@ class AuditEvents(list[AuditEvent]):
         self.stats = stats
 
 
-class WaitOptions(TypedDict, total=False):
+class WaitOptions(Criteria, total=False):
     """Keyword arguments of :func:`wait_for_audit_events` after the correlation id."""
 
-    event_type: str
-    event_category: str | EventCategory
-    event_outcome: str | EventOutcome
-    severity: str
-    min_count: int
-    count: int
-    event_types: Sequence[str] | Mapping[str, int]
-    where: Predicate
     timeout: float
     flush_interval: float
     settle: bool
     on_poll: PollHook
 
 
-class AbsenceOptions(TypedDict, total=False):
+class AbsenceOptions(Selection, total=False):
     """Keyword arguments of :func:`assert_no_audit_events` after the correlation id."""
 
-    event_type: str
-    event_category: str | EventCategory
-    event_outcome: str | EventOutcome
-    severity: str
-    where: Predicate
     during: float
     flush_interval: float
     on_poll: PollHook
@@ -101,31 +88,14 @@ async def wait_async(
     client: AsyncAuditClient,
     correlation_id: str,
     *,
-    event_type: str | None = None,
-    event_category: str | EventCategory | None = None,
-    event_outcome: str | EventOutcome | None = None,
-    severity: str | None = None,
-    min_count: int = 1,
-    count: int | None = None,
-    event_types: Sequence[str] | Mapping[str, int] | None = None,
-    where: Predicate | None = None,
     timeout: float | None = None,
     flush_interval: float | None = None,
     settle: bool = False,
     on_poll: PollHook | None = None,
+    **criteria: Unpack[Criteria],
 ) -> AuditEvents:
     """The async implementation behind every face of ``wait_for_audit_events``."""
-    expectation = Expectation.build(
-        correlation_id=correlation_id,
-        event_type=event_type,
-        event_category=event_category,
-        event_outcome=event_outcome,
-        severity=severity,
-        min_count=min_count,
-        count=count,
-        event_types=event_types,
-        where=where,
-    )
+    expectation = Expectation.build(correlation_id, **criteria)
     interval = _interval(flush_interval, client)
     if timeout is None:
         timeout = default_timeout(interval)
@@ -216,26 +186,13 @@ async def assert_none_async(
     client: AsyncAuditClient,
     correlation_id: str,
     *,
-    event_type: str | None = None,
-    event_category: str | EventCategory | None = None,
-    event_outcome: str | EventOutcome | None = None,
-    severity: str | None = None,
-    where: Predicate | None = None,
     during: float | None = None,
     flush_interval: float | None = None,
     on_poll: PollHook | None = None,
+    **selection: Unpack[Selection],
 ) -> None:
     """The async implementation behind every face of ``assert_no_audit_events``."""
-    expectation = Expectation.build(
-        correlation_id=correlation_id,
-        event_type=event_type,
-        event_category=event_category,
-        event_outcome=event_outcome,
-        severity=severity,
-        min_count=0,
-        count=0,
-        where=where,
-    )
+    expectation = Expectation.build(correlation_id, min_count=0, count=0, **selection)
     interval = _interval(flush_interval, client)
     window = interval + WRITE_ALLOWANCE if during is None else during
     if not window >= 0:

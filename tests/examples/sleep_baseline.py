@@ -24,7 +24,7 @@ class SleepingAudit:
 
     def _matching(self, options: dict[str, Any]) -> tuple[Expectation, list[Any]]:
         options = {k: v for k, v in options.items() if k not in {"timeout", "settle"}}
-        expectation = Expectation.build(correlation_id=self.correlation_id, **options)
+        expectation = Expectation.build(self.correlation_id, **options)
         time.sleep(SLEEP)
         events = self.client.list_audit_events(correlation_id=self.correlation_id)
         return expectation, [e for e in events if expectation.matches(e)]
