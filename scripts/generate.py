@@ -29,6 +29,9 @@ HEADER = """\
 BASE_CLASS_MAP = {
     "AuditEvent": "kubernaut_audit._base.EventModel",
     "AuditEventRequest": "kubernaut_audit._base.StrictModel",
+    "PlaceLegalHoldRequest": "kubernaut_audit._base.StrictModel",
+    "ReleaseLegalHoldRequest": "kubernaut_audit._base.StrictModel",
+    "VerifyChainRequest": "kubernaut_audit._base.StrictModel",
 }
 
 

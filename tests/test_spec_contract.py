@@ -165,9 +165,41 @@ def _params(spec: Spec, op: dict[str, Any]) -> dict[tuple[str, str], dict[str, A
 
 # -- the contract ----------------------------------------------------------------------------
 
+#: Every audit operation of the service: the SDK speaks all of them.
+AUDIT_OPERATIONS = {
+    ("get", EVENTS): "queryAuditEvents",
+    ("post", EVENTS): "createAuditEvent",
+    ("post", "/api/v1/audit/events/batch"): "createAuditEventsBatch",
+    ("get", "/api/v1/audit/export"): "exportAuditEvents",
+    ("post", "/api/v1/audit/verify-chain"): "verifyAuditChain",
+    ("post", "/api/v1/audit/legal-hold"): "placeLegalHold",
+    ("get", "/api/v1/audit/legal-hold"): "listLegalHolds",
+    ("delete", "/api/v1/audit/legal-hold/{correlation_id}"): "releaseLegalHold",
+    (
+        "post",
+        "/api/v1/audit/remediation-requests/{correlation_id}/reconstruct",
+    ): "reconstructRemediationRequest",
+}
 
-def test_operations_exist_upstream(ours: Spec, upstream: Spec) -> None:
-    """Every path and method we declare exists upstream with the same operationId."""
+
+def missing(ours: Spec, theirs: Spec, mine: Any, other: Any, where: str) -> list[str]:
+    """Every property ``other`` declares (recursively) must be declared by ``mine`` too."""
+    a = resolve(ours, mine)
+    b = resolve(theirs, other)
+    if "oneOf" in b or a.get(SOURCE) == "service":
+        return []  # event_data payloads are open on our side by design
+    problems = []
+    for name, prop in b.get("properties", {}).items():
+        if name not in a.get("properties", {}):
+            problems.append(f"{where}.{name}: upstream declares it, we do not")
+            continue
+        problems += missing(ours, theirs, a["properties"][name], prop, f"{where}.{name}")
+    if "items" in b and "items" in a:
+        problems += missing(ours, theirs, a["items"], b["items"], f"{where}[]")
+    return problems
+
+
+def existence_problems(ours: Spec, upstream: Spec) -> list[str]:
     problems = []
     for path, method, op in operations(ours):
         there = upstream["paths"].get(path, {}).get(method)
@@ -175,15 +207,15 @@ def test_operations_exist_upstream(ours: Spec, upstream: Spec) -> None:
             problems.append(f"{method.upper()} {path}: not upstream")
         elif there.get("operationId") != op.get("operationId"):
             problems.append(f"{method.upper()} {path}: operationId differs")
-    assert problems == []
+    return problems
 
 
-def test_parameters_match_upstream(ours: Spec, upstream: Spec) -> None:
-    """Every parameter we declare exists upstream with the same schema and required-ness."""
+def parameter_problems(ours: Spec, upstream: Spec) -> list[str]:
     problems = []
     for path, method, op in operations(ours):
         theirs = _params(upstream, _upstream_op(upstream, path, method))
-        for key, param in _params(ours, op).items():
+        mine = _params(ours, op)
+        for key, param in mine.items():
             where = f"{method.upper()} {path} {key[1]}:{key[0]}"
             if param.get(SOURCE) == "service":
                 continue
@@ -193,18 +225,24 @@ def test_parameters_match_upstream(ours: Spec, upstream: Spec) -> None:
             if bool(param.get("required")) != bool(theirs[key].get("required")):
                 problems.append(f"{where}: required-ness differs")
             problems += compare(ours, upstream, param["schema"], theirs[key]["schema"], where)
-    assert problems == []
+        problems += [
+            f"{method.upper()} {path} {key[1]}:{key[0]}: upstream takes it, we do not declare it"
+            for key in theirs
+            if key not in mine
+        ]
+    return problems
 
 
-def test_request_bodies_match_upstream(ours: Spec, upstream: Spec) -> None:
-    """Every request body we declare matches upstream's, media type and schema."""
+def body_problems(ours: Spec, upstream: Spec) -> list[str]:
     problems = []
     for path, method, op in operations(ours):
-        if "requestBody" not in op:
-            continue
-        mine = resolve(ours, op["requestBody"])
         theirs = resolve(upstream, _upstream_op(upstream, path, method).get("requestBody"))
         where = f"{method.upper()} {path} body"
+        if "requestBody" not in op:
+            if theirs:
+                problems.append(f"{where}: upstream takes a body, we do not declare it")
+            continue
+        mine = resolve(ours, op["requestBody"])
         if bool(mine.get("required")) != bool(theirs.get("required")):
             problems.append(f"{where}: required-ness differs")
         for media, content in mine["content"].items():
@@ -213,11 +251,11 @@ def test_request_bodies_match_upstream(ours: Spec, upstream: Spec) -> None:
                 problems.append(f"{where} {media}: not upstream")
                 continue
             problems += compare(ours, upstream, content["schema"], other["schema"], where)
-    assert problems == []
+            problems += missing(ours, upstream, content["schema"], other["schema"], where)
+    return problems
 
 
-def test_responses_match_upstream(ours: Spec, upstream: Spec) -> None:
-    """Every response we declare exists upstream with the same media types and schemas."""
+def response_problems(ours: Spec, upstream: Spec) -> list[str]:
     problems = []
     for path, method, op in operations(ours):
         theirs = _upstream_op(upstream, path, method)["responses"]
@@ -231,10 +269,40 @@ def test_responses_match_upstream(ours: Spec, upstream: Spec) -> None:
                 if media not in other.get("content", {}):
                     problems.append(f"{where} {media}: not upstream")
                     continue
-                problems += compare(
-                    ours, upstream, content["schema"], other["content"][media]["schema"], where
-                )
-    assert problems == []
+                schema = other["content"][media]["schema"]
+                problems += compare(ours, upstream, content["schema"], schema, where)
+                if str(status).startswith("2"):
+                    problems += missing(ours, upstream, content["schema"], schema, where)
+    return problems
+
+
+def test_operations_exist_upstream(ours: Spec, upstream: Spec) -> None:
+    """Every path and method we declare exists upstream with the same operationId."""
+    assert existence_problems(ours, upstream) == []
+
+
+def test_every_audit_operation_declared(ours: Spec, upstream: Spec) -> None:
+    """Our spec declares all nine audit operations, with upstream's operationIds."""
+    declared = {(method, path): op["operationId"] for path, method, op in operations(ours)}
+    assert {k: v for k, v in declared.items() if k in AUDIT_OPERATIONS} == AUDIT_OPERATIONS
+    for (method, path), operation_id in AUDIT_OPERATIONS.items():
+        assert _upstream_op(upstream, path, method)["operationId"] == operation_id
+
+
+def test_parameters_match_upstream(ours: Spec, upstream: Spec) -> None:
+    """Every parameter matches upstream's (schema, required-ness), and none is missing."""
+    assert parameter_problems(ours, upstream) == []
+
+
+def test_request_bodies_match_upstream(ours: Spec, upstream: Spec) -> None:
+    """Every request body matches upstream's, media type, schema and every property."""
+    assert body_problems(ours, upstream) == []
+
+
+def test_responses_match_upstream(ours: Spec, upstream: Spec) -> None:
+    """Every response exists upstream with the same media types and schemas; success bodies
+    declare every property upstream's do."""
+    assert response_problems(ours, upstream) == []
 
 
 def test_namesake_schemas_match_upstream(ours: Spec, upstream: Spec) -> None:
@@ -244,6 +312,7 @@ def test_namesake_schemas_match_upstream(ours: Spec, upstream: Spec) -> None:
     for name, schema in ours["components"]["schemas"].items():
         if name in theirs:
             problems += compare(ours, upstream, schema, theirs[name], name)
+            problems += missing(ours, upstream, schema, theirs[name], name)
     assert problems == []
 
 
@@ -303,3 +372,43 @@ def test_comparator_detects_drift(ours: Spec, upstream: Spec) -> None:
     assert any("correlation_id: maxLength" in p for p in problems)
     assert any("made_up: not declared upstream" in p for p in problems)
     assert any("event_action: required-ness" in p for p in problems)
+
+
+def test_contract_detects_drift_in_audit_trail_operations(ours: Spec, upstream: Spec) -> None:
+    """A broken copy of the export, verify-chain, legal-hold and reconstruct declarations fails
+    each check that covers it."""
+    drifted = copy.deepcopy(ours)
+    paths = drifted["paths"]
+    schemas = drifted["components"]["schemas"]
+    export = paths["/api/v1/audit/export"]["get"]
+    limit = next(p for p in export["parameters"] if p["name"] == "limit")
+    limit["schema"]["maximum"] = 5000
+    export["parameters"] = [p for p in export["parameters"] if p["name"] != "redact_pii"]
+    del schemas["AuditExportEvent"]["properties"]["hash_chain_valid"]
+    schemas["HashChainVerification"]["properties"]["chain_integrity_percentage"]["format"] = (
+        "double"
+    )
+    schemas["VerifyChainRequest"]["required"] = []
+    schemas["PlaceLegalHoldRequest"]["properties"]["reason"]["type"] = "integer"
+    release = paths["/api/v1/audit/legal-hold/{correlation_id}"]["delete"]
+    release["requestBody"]["required"] = False
+    schemas["ValidationResult"]["properties"]["completeness"]["maximum"] = 99
+    reconstruct = paths["/api/v1/audit/remediation-requests/{correlation_id}/reconstruct"]["post"]
+    reconstruct["responses"]["409"] = reconstruct["responses"]["404"]
+    paths["/api/v1/audit/legal-hold"]["get"]["operationId"] = "getLegalHolds"
+
+    params = "\n".join(parameter_problems(drifted, upstream))
+    bodies = "\n".join(body_problems(drifted, upstream))
+    responses = "\n".join(response_problems(drifted, upstream))
+    assert "query:limit: maximum is 5000 here, 10000 upstream" in params
+    assert "query:redact_pii: upstream takes it, we do not declare it" in params
+    assert ".hash_chain_valid: upstream declares it, we do not" in responses
+    assert "chain_integrity_percentage: format is 'double' here, 'float' upstream" in responses
+    assert "verify-chain body.correlation_id: required-ness differs" in bodies
+    assert "legal-hold body.reason: type is 'integer' here, 'string' upstream" in bodies
+    assert "legal-hold/{correlation_id} body: required-ness differs" in bodies
+    assert "completeness: maximum is 99 here, 100 upstream" in responses
+    assert "reconstruct -> 409: not upstream" in responses
+    assert "GET /api/v1/audit/legal-hold: operationId differs" in existence_problems(
+        drifted, upstream
+    )
