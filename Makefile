@@ -32,7 +32,8 @@ install: $(VENV)/.synced
 lint: install
 	$(PY) -m ruff check src tests scripts
 	$(PY) -m ruff format --check src tests scripts
-	$(PY) -m mypy --strict src tests scripts --exclude 'tests/(emulator|examples)/'
+	$(PY) -m mypy --strict src tests scripts --exclude 'tests/(emitters|emulator|examples)/'
+	$(PY) -m mypy --strict tests/emitters
 	$(PY) -m mypy --strict tests/emulator
 	$(PY) -m mypy --strict tests/examples
 

@@ -29,6 +29,7 @@ from ._exceptions import (
 )
 from ._polling import PollRecord
 from ._sync import AuditClient
+from .emitters import AsyncBufferedEmitter
 from .models import AuditEvent
 
 EXIT_OK, EXIT_WAIT_FAILED, EXIT_USAGE, EXIT_SERVER, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
@@ -298,7 +299,7 @@ _PIPELINE = (
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .emulator import AsyncBufferedEmitter, Emulator, make_event
+    from .emulator import Emulator, make_event
 
     interval: float = args.flush_interval
     sleep_cost = 5.0

@@ -27,10 +27,11 @@ from ._exceptions import AuditError, AuditWaitError
 from ._polling import PollRecord
 from ._sync import AuditClient
 from ._wait import AbsenceOptions, AuditEvents, WaitOptions
+from .emitters import BufferedEmitter
 from .models import AuditEvent
 
 if TYPE_CHECKING:
-    from .emulator import BufferedEmitter, Emulator
+    from .emulator import Emulator
 
 __all__ = ["AuditHelper", "EmulatorKit"]
 
@@ -205,8 +206,6 @@ class EmulatorKit:
     def emitter(self, *, flush_interval: float = 2.0, **options: Any) -> BufferedEmitter:
         """A started buffered writer (as a service would have) posting to this emulator; it is
         drained and closed when the test ends. ``options`` go to :class:`BufferedEmitter`."""
-        from .emulator import BufferedEmitter
-
         emitter = BufferedEmitter(self.url, flush_interval=flush_interval, **options)
         return self._stack.enter_context(emitter)
 

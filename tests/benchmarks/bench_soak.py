@@ -47,7 +47,8 @@ import anyio
 import httpx
 
 from kubernaut_audit import AsyncAuditClient, AuditError, AuditWaitTimeout, RetryDetails
-from kubernaut_audit.emulator import AsyncBufferedEmitter, Emulator, make_event
+from kubernaut_audit.emitters import AsyncBufferedEmitter
+from kubernaut_audit.emulator import Emulator, make_event
 
 FLUSH = 2.0
 FAULTS: dict[str, Any] = {

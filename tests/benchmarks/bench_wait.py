@@ -42,7 +42,8 @@ import httpx
 import tenacity
 
 from kubernaut_audit import AsyncAuditClient, AuditWaitTimeout
-from kubernaut_audit.emulator import AsyncBufferedEmitter, Emulator, make_event
+from kubernaut_audit.emitters import AsyncBufferedEmitter
+from kubernaut_audit.emulator import Emulator, make_event
 
 FLUSH = 2.0
 SLEEP_BASELINE = 5.0

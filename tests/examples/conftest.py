@@ -15,7 +15,7 @@ from fake_service import Service
 from sleep_baseline import SleepingAudit
 
 from kubernaut_audit import AuditClient
-from kubernaut_audit.emulator import BufferedEmitter
+from kubernaut_audit.emitters import BufferedEmitter
 
 if os.environ.get("KUBERNAUT_AUDIT_EXAMPLES_SLEEP") == "1":
 

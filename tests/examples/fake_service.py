@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from kubernaut_audit.emulator import BufferedEmitter, make_event
+from kubernaut_audit.emitters import BufferedEmitter
+from kubernaut_audit.emulator import make_event
 
 
 class Service:

@@ -1,4 +1,4 @@
-"""The buffered emitter: ticker grid, batch size, retries, flush and close.
+"""The ticker emitter: grid, batch size, retries, flush and close, async and blocking.
 
 The async tests run on trio's MockClock, with the records' timer set to the loop's clock, so
 schedule assertions are exact and take no real time.
@@ -12,13 +12,18 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from emulator_helpers import EVENTS, event
 
 from kubernaut_audit._generated.models import AuditEventRequest
-from kubernaut_audit.emulator import AsyncBufferedEmitter, BufferedEmitter, Emulator, Faults
+from kubernaut_audit.emitters import AsyncBufferedEmitter, BufferedEmitter
+from kubernaut_audit.emulator import Emulator, Faults, make_event
 
 pytestmark = pytest.mark.anyio
 Script = list[int | float | None]
+EVENTS = "/api/v1/audit/events"
+
+
+def event(correlation_id: str, event_type: str = "gateway.signal.received", **kw: Any) -> Any:
+    return make_event(correlation_id, event_type, **kw)
 
 
 @pytest.fixture

@@ -1,0 +1,101 @@
+"""The emitters' public home: its surface, its independence from the emulator extra, and the
+deprecated names the emulator package still answers to."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import kubernaut_audit.emitters as emitters_package
+import kubernaut_audit.emulator as emulator_package
+
+MOVED = ["AsyncBufferedEmitter", "BufferedEmitter", "EmittedRecord", "EmitterCounters"]
+
+# A meta-path finder that refuses the emulator extra's packages, as if it were not installed.
+_WITHOUT_EXTRA = textwrap.dedent(
+    """
+    import sys
+
+    class RefuseExtra:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("starlette", "uvicorn"):
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+            return None
+
+    sys.meta_path.insert(0, RefuseExtra())
+    """
+)
+
+
+def _run_without_extra(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _WITHOUT_EXTRA + textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_all_is_sorted_and_presents_as_the_package() -> None:
+    """__all__ is sorted, and every name says it lives in kubernaut_audit.emitters."""
+    names = emitters_package.__all__
+    assert names == sorted(names) == MOVED
+    for name in names:
+        assert getattr(emitters_package, name).__module__ == "kubernaut_audit.emitters"
+
+
+def test_emitters_import_without_the_emulator_extra() -> None:
+    """The emitters import and run on the core install: starlette and uvicorn never load."""
+    result = _run_without_extra(
+        """
+        import anyio, httpx
+        from kubernaut_audit.emitters import AsyncBufferedEmitter, BufferedEmitter
+
+        def answer(request):
+            return httpx.Response(201, json={"event_ids": ["e-1"]})
+
+        async def main():
+            transport = httpx.MockTransport(answer)
+            async with AsyncBufferedEmitter(transport=transport, phase=0.0) as emitter:
+                emitter.emit({"correlation_id": "rr-1", "event_type": "a.b.c"})
+            return emitter.records
+
+        [record] = anyio.run(main)
+        assert record.event_id == "e-1", record
+        BufferedEmitter("http://127.0.0.1:9")
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("starlette", "uvicorn"))
+        print("loaded:", loaded)
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "loaded: []"
+
+
+def test_the_finder_does_refuse_the_extra() -> None:
+    """The no-extra harness is real: importing the emulator under it fails on starlette."""
+    result = _run_without_extra("import kubernaut_audit.emulator")
+    assert result.returncode != 0
+    assert "starlette" in result.stderr
+
+
+@pytest.mark.parametrize("name", MOVED)
+def test_old_emulator_names_warn_and_resolve(name: str) -> None:
+    """The old emulator names still resolve, warning with the new home."""
+    with pytest.deprecated_call(match=r"import it from kubernaut_audit\.emitters"):
+        moved = getattr(emulator_package, name)
+    assert moved is getattr(emitters_package, name)
+
+
+def test_old_names_are_not_in_the_emulator_all() -> None:
+    """A star import of the emulator does not trip the deprecation."""
+    assert not set(MOVED) & set(emulator_package.__all__)
+
+
+def test_unknown_emulator_attribute_raises() -> None:
+    """Names the emulator never had still raise AttributeError."""
+    with pytest.raises(AttributeError, match="no_such_thing"):
+        _ = emulator_package.no_such_thing
