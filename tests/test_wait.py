@@ -20,8 +20,12 @@ from trio.testing import MockClock
 
 import kubernaut_audit as ka
 from kubernaut_audit import AsyncAuditClient
+from kubernaut_audit._core import Filters
+from kubernaut_audit._polling import WaitState
+from kubernaut_audit._retry import RetryPolicy
 from kubernaut_audit._schedule import ColdSchedule
-from kubernaut_audit._wait import WRITE_ALLOWANCE
+from kubernaut_audit._wait import WRITE_ALLOWANCE, wait_async
+from kubernaut_audit.models import AuditEvent, AuditEventPage
 
 pytestmark = pytest.mark.anyio
 
@@ -447,3 +451,41 @@ async def test_a_slow_server_is_not_polled_faster_than_it_answers() -> None:
     assert len(got) == 1
     gaps = [b - a for a, b in itertools.pairwise(sent)]
     assert min(gaps) >= 1.0 - 1e-9
+
+
+class _PagesInMemory:
+    """A WaitClient that is no client at all: pages from a list, no HTTP."""
+
+    base_url = "memory://"
+    flush_interval = 2.0
+
+    def __init__(self, visible_at: float, stored: dict[str, Any]) -> None:
+        self._wait_state = WaitState()
+        self.visible_at = visible_at
+        self.stored = AuditEvent.model_validate(stored)
+        self.fetches = 0
+
+    async def _fetch_page(
+        self,
+        filters: Filters,
+        limit: int,
+        offset: int,
+        *,
+        deadline: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> AuditEventPage:
+        self.fetches += 1
+        visible = anyio.current_time() >= self.visible_at
+        rows = [self.stored] if visible and filters.correlation_id == "c1" else []
+        return AuditEventPage(
+            events=rows, limit=limit, offset=offset, total=len(rows), has_more=False
+        )
+
+
+async def test_wait_runs_on_any_wait_client() -> None:
+    """The waiting code needs only the WaitClient protocol, not a client class."""
+    start = anyio.current_time()
+    source = _PagesInMemory(start + 0.5, event("c1"))
+    got = await wait_async(source, "c1")
+    assert [e.correlation_id for e in got] == ["c1"]
+    assert got.stats.polls == source.fetches > 1

@@ -33,13 +33,8 @@ from ._payloads import PayloadRegistry
 from ._polling import PollRecord
 from ._retry import RetryDetails, RetryHook, RetryPolicy
 from ._sync import AuditClient
-from ._wait import (
-    AuditEvents,
-    WaitStats,
-    assert_no_audit_events,
-    default_timeout,
-    wait_for_audit_events,
-)
+from ._wait import AuditEvents, WaitStats, default_timeout
+from ._wait_api import assert_no_audit_events, wait_for_audit_events
 from .models import (
     AuditEvent,
     AuditEventPage,

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-if TYPE_CHECKING:
-    from ._payloads import PayloadRegistry
-
 M = TypeVar("M", bound=BaseModel)
+
+
+class PayloadParser(Protocol):
+    """What an event needs from the registry it carries (``_payloads.PayloadRegistry``)."""
+
+    def parse(self, event_type: str, data: Mapping[str, Any], /) -> BaseModel | dict[str, Any]:
+        """The payload as its model, or the dict itself."""
+        ...
 
 
 class OpenEnum(enum.StrEnum):
@@ -66,7 +72,7 @@ class EventModel(LenientModel):
         event_type: str
         event_data: dict[str, Any]
         _payload: BaseModel | dict[str, Any]
-        _registry: PayloadRegistry
+        _registry: PayloadParser
 
     @property
     def payload(self) -> BaseModel | dict[str, Any]:
@@ -84,7 +90,7 @@ class EventModel(LenientModel):
         except AttributeError:
             pass
         try:
-            registry: PayloadRegistry = _REGISTRY_SLOT.__get__(self)
+            registry: PayloadParser = _REGISTRY_SLOT.__get__(self)
         except AttributeError:
             return self.event_data
         payload = registry.parse(self.event_type, self.event_data)

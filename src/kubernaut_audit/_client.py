@@ -47,6 +47,7 @@ from ._generated.models import (
 )
 from ._pagination import PageWalker
 from ._payloads import PayloadRegistry
+from ._polling import WaitState
 from ._retry import NO_RETRY, RetryHook, RetryPolicy, call_with_retry, log_retry
 from ._wait import AbsenceOptions, AuditEvents, WaitOptions, assert_none_async, wait_async
 from .models import AuditEvent, AuditEventPage, AuditEventRequest, BatchResult, CreateResult
@@ -156,8 +157,8 @@ class AsyncAuditClient:
         self._pid = os.getpid()
         self._rng = random.Random()
         self._closed = False
-        # Shared state of waits on this client (in-flight queries, observed flush cadence).
-        self._wait_state: Any = None
+        # What the waits on this client share (in-flight queries, the learned flush cadence).
+        self._wait_state = WaitState()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self._base_url!r})"

@@ -1,5 +1,6 @@
-"""One wait's polls: the shared per-client query state, the poll bookkeeping, and the failure
-message that explains what did arrive.
+"""One wait's polls: what a wait needs from a client (:class:`WaitClient`), the per-client
+:class:`WaitState` waits share, the poll bookkeeping, and the failure message that explains
+what did arrive.
 
 Every poll asks for *all* events of the correlation id and filters on the client side, so that
 concurrent waits on one correlation id can share one query, and a failure can say what arrived
@@ -13,7 +14,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import anyio
 
@@ -24,10 +25,7 @@ from ._expectation import Expectation
 from ._pagination import PageWalker
 from ._retry import RetryPolicy, is_transient
 from ._schedule import CadenceTracker
-from .models import AuditEvent
-
-if TYPE_CHECKING:
-    from ._client import AsyncAuditClient
+from .models import AuditEvent, AuditEventPage
 
 logger = logging.getLogger("kubernaut_audit")
 
@@ -74,9 +72,10 @@ class _Inflight:
         self.error: AuditError | None = None
 
 
-class _SharedState:
-    """Per client: the learned flush cadence, and per correlation id the latest query (in flight
-    or answered), which waits polling at the same moment share."""
+class WaitState:
+    """What the waits on one client share: the learned flush cadence (one tracker per assumed
+    interval) and, per correlation id, the latest query (in flight or answered), which waits
+    polling at the same moment share. Each client owns one."""
 
     def __init__(self) -> None:
         self.trackers: dict[float, CadenceTracker] = {}
@@ -98,26 +97,51 @@ class _SharedState:
         self.latest[cid] = query
 
 
-def _shared(client: AsyncAuditClient) -> _SharedState:
-    if client._wait_state is None:
-        client._wait_state = _SharedState()
-    state: _SharedState = client._wait_state
-    return state
+class WaitClient(Protocol):
+    """What the waiting code needs from a client (``AsyncAuditClient`` provides it).
+
+    The two private members are the package's own contract between the client and its waits,
+    not API: a client fetches one page of a query, and owns the :class:`WaitState` its waits
+    share.
+    """
+
+    @property
+    def base_url(self) -> str:
+        """Named in failure hints."""
+        ...
+
+    @property
+    def flush_interval(self) -> float:
+        """The writer's flush interval waits assume when the call names none."""
+        ...
+
+    @property
+    def _wait_state(self) -> WaitState: ...
+
+    async def _fetch_page(
+        self,
+        filters: Filters,
+        limit: int,
+        offset: int,
+        *,
+        deadline: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> AuditEventPage: ...
 
 
 async def _fetch_correlation(
-    client: AsyncAuditClient, filters: Filters, deadline: float, retry: RetryPolicy
+    client: WaitClient, filters: Filters, deadline: float, retry: RetryPolicy
 ) -> tuple[list[AuditEvent], float, float, bool]:
     """All events of the correlation id: (events, sent, received, shared).
 
     A query of another wait is shared when it is in flight, or was sent no more than
     ``_SHARE_WINDOW`` before this poll was due: its answer is as fresh as our own would be.
     """
-    shared = _shared(client)
+    state = client._wait_state
     cid = filters.correlation_id
     assert cid is not None
     now = anyio.current_time()
-    latest = shared.latest.get(cid)
+    latest = state.latest.get(cid)
     if latest is not None and (not latest.done.is_set() or latest.sent >= now - _SHARE_WINDOW):
         await latest.done.wait()
         if latest.events is not None:
@@ -126,7 +150,7 @@ async def _fetch_correlation(
             raise latest.error
         # Its owner was cancelled before an answer: ask ourselves.
     own = _Inflight(now)
-    shared.remember(cid, own)
+    state.remember(cid, own)
     try:
         walker = PageWalker(page_size=_config.MAX_PAGE_LIMIT, verify=False)
         events: list[AuditEvent] = []
@@ -156,7 +180,7 @@ class _Poller:
 
     def __init__(
         self,
-        client: AsyncAuditClient,
+        client: WaitClient,
         expectation: Expectation,
         *,
         flush_interval: float,
@@ -175,7 +199,7 @@ class _Poller:
         self.last_change: float | None = None
         self.first_seen: float | None = None
         self.prev_sent: float | None = None
-        self.tracker = _shared(client).tracker(flush_interval)
+        self.tracker = client._wait_state.tracker(flush_interval)
         self.retry = RetryPolicy(
             attempts=3, timeout=math.inf, initial=0.1, max_backoff=flush_interval
         )

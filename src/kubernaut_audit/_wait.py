@@ -1,26 +1,23 @@
-"""wait_for_audit_events and assert_no_audit_events: correlation-scoped waiting that knows how
-the audit writer flushes (``_schedule``) and fails with an explanation (``_polling``).
+"""The waits behind ``wait_for_audit_events`` and ``assert_no_audit_events`` (``_wait_api``):
+correlation-scoped waiting that knows how the audit writer flushes (``_schedule``) and fails with
+an explanation (``_polling``). They take any :class:`~._polling.WaitClient`, never a client class.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Unpack, overload
+from typing import Unpack
 
 import anyio
 
 from ._exceptions import AuditWaitTimeout, UnexpectedAuditEvents
 from ._expectation import Criteria, Expectation, Selection
-from ._polling import PollHook, PollRecord, _chronological, _Poller
+from ._polling import PollHook, PollRecord, WaitClient, _chronological, _Poller
 from ._schedule import ColdSchedule
 from .models import AuditEvent
-
-if TYPE_CHECKING:
-    from ._client import AsyncAuditClient
-    from ._sync import AuditClient
 
 #: Time allowed for the writer's POST to complete after its ticker fires (seconds).
 WRITE_ALLOWANCE = 0.25
@@ -85,7 +82,7 @@ class AbsenceOptions(Selection, total=False):
 
 
 async def wait_async(
-    client: AsyncAuditClient,
+    client: WaitClient,
     correlation_id: str,
     *,
     timeout: float | None = None,
@@ -164,7 +161,7 @@ async def wait_async(
             next_at, final = max(latest, now), True
 
 
-def _interval(flush_interval: float | None, client: AsyncAuditClient) -> float:
+def _interval(flush_interval: float | None, client: WaitClient) -> float:
     interval = client.flush_interval if flush_interval is None else flush_interval
     if not (isinstance(interval, int | float) and math.isfinite(interval) and interval > 0):
         raise ValueError(f"flush_interval must be a positive number of seconds, got {interval!r}")
@@ -183,7 +180,7 @@ def _result(p: _Poller, matched: list[AuditEvent], satisfied_at: float) -> Audit
 
 
 async def assert_none_async(
-    client: AsyncAuditClient,
+    client: WaitClient,
     correlation_id: str,
     *,
     during: float | None = None,
@@ -222,89 +219,3 @@ async def assert_none_async(
                 AuditWaitTimeout, "could not confirm the absence of audit events (polls failed)"
             )
         next_at = min(now + step, end) if now < end else now + step
-
-
-# -- the public functions, for either face ------------------------------------------------------
-
-
-@overload
-def wait_for_audit_events(
-    client: AuditClient, correlation_id: str, **options: Unpack[WaitOptions]
-) -> AuditEvents: ...
-@overload
-def wait_for_audit_events(
-    client: AsyncAuditClient, correlation_id: str, **options: Unpack[WaitOptions]
-) -> Coroutine[Any, Any, AuditEvents]: ...
-def wait_for_audit_events(
-    client: AuditClient | AsyncAuditClient, correlation_id: str, **options: Unpack[WaitOptions]
-) -> AuditEvents | Coroutine[Any, Any, AuditEvents]:
-    """Wait until the audit events a test expects are queryable, and return them.
-
-    Blocks with an :class:`AuditClient`; returns an awaitable with an :class:`AsyncAuditClient`.
-    Only events of ``correlation_id`` are ever considered. The first query goes out at once;
-    later ones follow a schedule built from the writer's ``flush_interval`` (see the README).
-
-    Args:
-        correlation_id: required and non-empty.
-        event_type, event_category, event_outcome, severity: only events matching these count.
-        min_count: at least this many matching events (default 1).
-        count: exactly this many matching events; more fails at once.
-        event_types: every listed type at least once, or a mapping type -> count.
-        where: a predicate on an event; only events it accepts count.
-        timeout: seconds; default ``3 × flush_interval + 5``.
-        flush_interval: the writer's flush interval; default the client's (2.0 s).
-        settle: once the expectation holds, keep watching for one flush interval plus the write
-            time and fail if more than ``count``, or types not in ``event_types``, arrive.
-        on_poll: called with a :class:`PollRecord` after every poll.
-
-    Returns:
-        The matching events, oldest first, with ``.stats`` (:class:`WaitStats`).
-
-    Raises:
-        AuditWaitTimeout: (an ``AssertionError``) the expectation was not met in time; its
-            message says what arrived, how many polls were made and the last error.
-        UnexpectedAuditEvents: (an ``AssertionError``) more or other events than allowed.
-        DataStorageError: a permanent error (400, 401, 403, 404) ends the wait at once.
-
-    .. versionadded:: 0.1.0
-    """
-    from ._client import AsyncAuditClient
-    from ._sync import AuditClient
-
-    if isinstance(client, AsyncAuditClient):
-        return wait_async(client, correlation_id, **options)
-    if isinstance(client, AuditClient):
-        return client.wait_for_audit_events(correlation_id, **options)
-    raise TypeError(f"client must be an AuditClient or AsyncAuditClient, not {type(client)!r}")
-
-
-@overload
-def assert_no_audit_events(
-    client: AuditClient, correlation_id: str, **options: Unpack[AbsenceOptions]
-) -> None: ...
-@overload
-def assert_no_audit_events(
-    client: AsyncAuditClient, correlation_id: str, **options: Unpack[AbsenceOptions]
-) -> Coroutine[Any, Any, None]: ...
-def assert_no_audit_events(
-    client: AuditClient | AsyncAuditClient, correlation_id: str, **options: Unpack[AbsenceOptions]
-) -> Coroutine[Any, Any, None] | None:
-    """Pass only if no matching audit event appears for ``correlation_id``.
-
-    Watches for ``during`` seconds, by default one flush interval plus the write time, so the
-    check cannot pass merely because it looked before the writer flushed.
-
-    Raises:
-        UnexpectedAuditEvents: (an ``AssertionError``) a matching event appeared.
-
-    .. versionadded:: 0.1.0
-    """
-    from ._client import AsyncAuditClient
-    from ._sync import AuditClient
-
-    if isinstance(client, AsyncAuditClient):
-        return assert_none_async(client, correlation_id, **options)
-    if isinstance(client, AuditClient):
-        client.assert_no_audit_events(correlation_id, **options)
-        return None
-    raise TypeError(f"client must be an AuditClient or AsyncAuditClient, not {type(client)!r}")

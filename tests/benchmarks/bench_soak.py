@@ -284,7 +284,7 @@ class Soak:
                     "connections": open_connections(self.port),
                     "waits_done": len(self.waits),
                     "requests": self.requests,
-                    "wait_state_entries": len(getattr(client._wait_state, "latest", {})),
+                    "wait_state_entries": len(client._wait_state.latest),
                     "loop_lag_max_ms": round(lag_max * 1000, 1),
                 }
                 lag_max = 0.0
