@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._chain import ChainBreak, ChainVerification, compute_event_hash, verify_event_chain
 from ._client import AsyncAuditClient
 from ._exceptions import (
     AuditError,
@@ -59,6 +60,8 @@ __all__ = [
     "BadRequestError",
     "BatchPartiallyStoredError",
     "BatchResult",
+    "ChainBreak",
+    "ChainVerification",
     "ConfigurationError",
     "CreateResult",
     "DataStorageConnectionError",
@@ -85,7 +88,9 @@ __all__ = [
     "UnprocessableEntityError",
     "WaitStats",
     "assert_no_audit_events",
+    "compute_event_hash",
     "default_timeout",
+    "verify_event_chain",
     "wait_for_audit_events",
 ]
 

@@ -1,0 +1,112 @@
+"""JSON text exactly as Go's ``encoding/json`` writes it (the bytes Data Storage hashes and signs).
+
+Python's ``json`` differs from Go on every point that matters to a hash: Go escapes ``<``, ``>``,
+``&``, U+2028 and U+2029; it writes float64 numbers in its own shortest form (``1e-7`` where
+Python writes ``1e-07``, ``10000000000000000`` where Python writes ``1e+16``, ``3`` where Python
+writes ``3.0``); it sorts map keys by their bytes; and it replaces invalid UTF-8 (a lone
+surrogate, here) with the escape ``\\ufffd``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from json.encoder import encode_basestring
+from typing import Any
+
+_HTML_UNSAFE = re.compile("[<>&\u2028\u2029]")
+_HTML_ESCAPES = str.maketrans(
+    {
+        "<": "\\u003c",
+        ">": "\\u003e",
+        "&": "\\u0026",
+        "\u2028": "\\u2028",
+        "\u2029": "\\u2029",
+    }
+)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: Integers beyond this went through a float64 on the Go side (event_data numbers always do).
+_EXACT_INT = 2**53
+
+
+def go_string(text: str) -> str:
+    """A JSON string literal as Go writes it (HTML-safe escaping, non-ASCII raw)."""
+    out: str = encode_basestring(text)
+    if _HTML_UNSAFE.search(text):
+        out = out.translate(_HTML_ESCAPES)
+    if not text.isascii() and _SURROGATE.search(text):
+        # Go writes each invalid UTF-8 byte as the escape \ufffd; a lone surrogate is what
+        # Python has where Go would have had invalid bytes.
+        out = _SURROGATE.sub(lambda _: "\\ufffd", out)
+    return out
+
+
+def go_float(value: float) -> str:
+    """A float64 as Go's encoding/json writes it: shortest digits, ``e`` only outside
+    [1e-6, 1e21), a two-digit negative exponent shortened (``1e-7``, ``1e+21``, ``2.5``)."""
+    if math.isnan(value) or math.isinf(value):
+        raise ValueError(f"{value!r} has no JSON form (Go refuses it too)")
+    if value == 0:
+        return "-0" if math.copysign(1.0, value) < 0 else "0"
+    # repr() gives the shortest digits that round-trip, as Go's strconv does.
+    sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
+    assert isinstance(exponent, int)
+    text = "".join(map(str, digits))
+    head = "-" if sign else ""
+    magnitude = abs(value)
+    if magnitude < 1e-6 or magnitude >= 1e21:
+        power = exponent + len(text) - 1
+        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
+        if power < 0:
+            return f"{head}{mantissa}e-{-power}"  # Go trims e-07 to e-7
+        return f"{head}{mantissa}e+{power:02d}"
+    if exponent >= 0:
+        return head + text + "0" * exponent
+    point = len(text) + exponent
+    if point > 0:
+        return f"{head}{text[:point]}.{text[point:]}"
+    return f"{head}0.{'0' * -point}{text}"
+
+
+def go_number(value: int | float) -> str:
+    """A JSON number that went through Go's ``float64`` (every number inside event_data)."""
+    if isinstance(value, int) and -_EXACT_INT <= value <= _EXACT_INT:
+        return str(value)
+    return go_float(float(value))
+
+
+def go_value(value: Any) -> str:
+    """A decoded JSON value (``dict``, ``list``, ``str``, numbers, ``bool``, ``None``) as Go
+    encodes the ``map[string]any`` it would decode into: object keys sorted, numbers as float64.
+    """
+    if isinstance(value, str):
+        return go_string(value)
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int | float):
+        return go_number(value)
+    if isinstance(value, Mapping):
+        items = sorted((str(k), v) for k, v in value.items())
+        return "{" + ",".join(f"{go_string(k)}:{go_value(v)}" for k, v in items) + "}"
+    if isinstance(value, Sequence):
+        return "[" + ",".join(go_value(item) for item in value) + "]"
+    raise TypeError(f"{type(value).__name__} is not a JSON value")
+
+
+def go_time(moment: datetime) -> str:
+    """A ``time.Time`` in UTC as Go's JSON writes it: RFC 3339 with the fraction's trailing
+    zeros trimmed (Python keeps microseconds, as Data Storage stores them)."""
+    if moment.tzinfo is None:
+        raise ValueError("a naive datetime has no instant; attach a time zone")
+    t = moment.astimezone(UTC)
+    text = f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
+    if t.microsecond:
+        text += f".{t.microsecond:06d}".rstrip("0")
+    return text + "Z"
