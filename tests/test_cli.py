@@ -8,11 +8,14 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from without_modules import EMULATOR_EXTRA, run_without
 
-from kubernaut_audit._cli import main
+from kubernaut_audit import AuditClient
+from kubernaut_audit._cli import EXIT_CRASH, main
 from kubernaut_audit.emulator import Emulator, make_event
 from kubernaut_audit.testing import set_testing
 
@@ -200,3 +203,127 @@ def test_serve_prints_its_url_and_stops_on_interrupt() -> None:
             proc.send_signal(signal.SIGINT)
             code = proc.wait(timeout=20)
     assert code == 0
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+@pytest.mark.parametrize("pages", [[], ["--all"]], ids=["first-page", "all"])
+def test_events_since_excludes_older_events(
+    served: tuple[Emulator, str], capsys: pytest.CaptureFixture[str], pages: list[str]
+) -> None:
+    """--since 1h leaves out a 3-day-old event, with or without --all."""
+    emulator, url = served
+    cid = f"cli-since-{len(pages)}"
+    old = _stamp(datetime.now(UTC) - timedelta(days=3))
+    emulator.insert_events(
+        [make_event(cid, "old.event", event_timestamp=old), make_event(cid, "new")]
+    )
+    argv = ["events", "--url", url, "--correlation-id", cid, "--since", "1h"]
+    assert main([*argv, *pages, "--format", "jsonl"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["event_type"] for r in rows] == ["new"]
+
+
+def test_events_until_bounds_every_page(
+    served: tuple[Emulator, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--until with --all leaves out events after the bound."""
+    emulator, url = served
+    old = _stamp(datetime.now(UTC) - timedelta(days=3))
+    emulator.insert_events(
+        [make_event("cli-until", "old.event", event_timestamp=old), make_event("cli-until", "new")]
+    )
+    until = _stamp(datetime.now(UTC) - timedelta(days=1))
+    argv = ["events", "--url", url, "--correlation-id", "cli-until", "--until", until, "--all"]
+    assert main([*argv, "--format", "jsonl"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["event_type"] for r in rows] == ["old.event"]
+
+
+def test_events_all_pages_by_limit(
+    served: tuple[Emulator, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--all with --limit walks pages of that size and still prints every event."""
+    emulator, url = served
+    _seed(emulator, "cli-pages", *["x.y.z"] * 5)
+    before = emulator.stats.requests
+    argv = ["events", "--url", url, "--correlation-id", "cli-pages", "--all", "--limit", "2"]
+    assert main([*argv, "--format", "json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 5
+    assert emulator.stats.requests - before >= 3
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["events", "--since", "yesterday"],
+        ["events", "--limit", "0"],
+        ["events", "--outcome", "sideways"],
+        ["wait", "--count", "1", "--min-count", "2"],
+    ],
+    ids=["since", "limit", "outcome", "counts"],
+)
+def test_refused_arguments_exit_two_before_any_request(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An argument the SDK refuses is a usage error (exit 2), found before connecting."""
+    # Port 9 is closed: a request would exit 4, so exit 2 proves none was made.
+    assert main([*argv, "--url", "http://127.0.0.1:9", "--correlation-id", "x"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kubernaut-audit: error: ")
+    assert "could not reach" not in err
+
+
+def test_an_unexpected_value_error_is_a_crash_not_a_usage_error(
+    served: tuple[Emulator, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A ValueError from inside the SDK exits 70 with its traceback, not 2."""
+    _, url = served
+
+    def broken(self: AuditClient, **filters: object) -> list[object]:
+        raise ValueError("an SDK bug")
+
+    monkeypatch.setattr(AuditClient, "list_audit_events", broken)
+    assert main(["events", "--url", url, "--correlation-id", "x", "--all"]) == EXIT_CRASH == 70
+    err = capsys.readouterr().err
+    assert "Traceback" in err
+    assert "ValueError: an SDK bug" in err
+    assert "usage" not in err
+    assert "internal error" in err
+
+
+def test_an_unrelated_import_error_is_a_crash_not_a_missing_extra(
+    served: tuple[Emulator, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A missing module other than the emulator extra's is reported as the bug it is."""
+    _, url = served
+
+    def broken(self: AuditClient, **filters: object) -> list[object]:
+        raise ModuleNotFoundError("No module named 'yaml'", name="yaml")
+
+    monkeypatch.setattr(AuditClient, "list_audit_events", broken)
+    assert main(["events", "--url", url, "--correlation-id", "x", "--all"]) == 70
+    err = capsys.readouterr().err
+    assert "install kubernaut-audit[emulator]" not in err
+    assert "ModuleNotFoundError" in err
+
+
+@pytest.mark.parametrize("command", [["serve"], ["demo", "--rounds", "1"]])
+def test_commands_needing_the_emulator_say_which_extra_to_install(command: list[str]) -> None:
+    """Without starlette/uvicorn, serve and demo exit 2 naming the emulator extra."""
+    result = run_without(
+        EMULATOR_EXTRA,
+        f"""
+        from kubernaut_audit._cli import main
+        sys.exit(main({command!r}))
+        """,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "install kubernaut-audit[emulator]" in result.stderr
+    assert "Traceback" not in result.stderr

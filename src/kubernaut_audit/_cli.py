@@ -1,8 +1,10 @@
 """The ``kubernaut-audit`` command: audit trails from the shell, waits in scripts, a local server.
 
 Exit codes: 0 success; 1 a wait failed (timeout or unexpected events); 2 usage or
-configuration error; 3 Data Storage answered with an error; 4 Data Storage could not be reached
-or answered with something unreadable.
+configuration error (a bad argument or setting, found before any request, or a missing extra);
+3 Data Storage answered with an error; 4 Data Storage could not be reached or answered with
+something unreadable; 70 (``EX_SOFTWARE``) an unexpected exception, a bug in kubernaut-audit,
+printed with its traceback; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -12,27 +14,35 @@ import json
 import shutil
 import sys
 import time
+import traceback
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TextIO, TypeVar
 
 import anyio
 
 from . import _config
 from ._client import AsyncAuditClient
+from ._core import check_page_bounds, make_filters
 from ._exceptions import (
     AuditError,
     AuditWaitError,
     ConfigurationError,
     DataStorageError,
 )
+from ._expectation import Expectation
 from ._polling import PollRecord
 from ._sync import AuditClient
 from .emitters import AsyncBufferedEmitter
 from .models import AuditEvent
 
 EXIT_OK, EXIT_WAIT_FAILED, EXIT_USAGE, EXIT_SERVER, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
+EXIT_CRASH = 70  # EX_SOFTWARE in BSD's sysexits.h: an internal error
+EXIT_INTERRUPTED = 130
+_EMULATOR_EXTRA = frozenset({"starlette", "uvicorn"})
+T = TypeVar("T")
 
 _EXAMPLES = """\
 examples:
@@ -47,8 +57,44 @@ examples:
 configuration: flags first, then the environment: DATA_STORAGE_URL, DATA_STORAGE_TOKEN,
 DATA_STORAGE_TOKEN_FILE, DATA_STORAGE_USER, KUBERNAUT_AUDIT_FLUSH_INTERVAL.
 
-exit codes: 0 ok, 1 wait failed, 2 usage or configuration, 3 server error, 4 unreachable.
+exit codes: 0 ok, 1 wait failed, 2 usage or configuration, 3 server error, 4 unreachable,
+70 internal error (a bug: the traceback is printed), 130 interrupted.
 """
+
+
+class _UsageError(Exception):
+    """An argument the SDK refused while the command checked its arguments, before any request."""
+
+
+class _MissingExtra(Exception):
+    """A command needs an optional dependency that is not installed."""
+
+    def __init__(self, extra: str, module: str) -> None:
+        super().__init__(f"{module} is not installed: install kubernaut-audit[{extra}]")
+
+
+def _checked(build: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call a pure validator or constructor; what it refuses is the user's usage error.
+
+    Only this phase turns ``ValueError``/``TypeError`` into exit 2: once requests are under way,
+    such an exception is a bug and must surface as one.
+    """
+    try:
+        return build(*args, **kwargs)
+    except (ValueError, TypeError) as exc:
+        raise _UsageError(str(exc)) from exc
+
+
+@contextmanager
+def _extra(extra: str, modules: frozenset[str]) -> Iterator[None]:
+    """Turn a missing ``modules`` (and nothing else) into :class:`_MissingExtra`."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing.partition(".")[0] in modules:
+            raise _MissingExtra(extra, missing) from exc
+        raise
 
 
 class _Parser(argparse.ArgumentParser):
@@ -100,7 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     server_options(events)
     events.add_argument("--since", help="lower time bound: 90m, 24h, 7d, RFC 3339, YYYY-MM-DD")
     events.add_argument("--until", help="upper time bound, same forms as --since")
-    events.add_argument("--limit", type=int, default=100, help="page size (default 100)")
+    events.add_argument(
+        "--limit", type=int, help="page size (default 100; with --all the largest allowed)"
+    )
     events.add_argument("--all", action="store_true", help="every page, not only the first")
     events.add_argument("--format", choices=["table", "json", "jsonl"], default="table")
 
@@ -151,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _client(args: argparse.Namespace) -> AuditClient:
-    return AuditClient(
+    return _checked(
+        AuditClient,
         base_url=args.url,
         token_file=args.token_file,
         user=args.user,
@@ -217,18 +266,21 @@ def _table(events: Sequence[AuditEvent], width: int) -> str:
     return "\n".join(lines)
 
 
+_FIRST_PAGE = 100
+
+
 def _cmd_events(args: argparse.Namespace) -> int:
+    bounds = {k: v for k, v in (("since", args.since), ("until", args.until)) if v is not None}
+    filters = {"correlation_id": args.correlation_id, **bounds, **_filters(args)}
+    _checked(make_filters, **filters)
+    if args.limit is not None:
+        _checked(check_page_bounds, args.limit, 0)
     with _client(args) as client:
         if args.all:
-            events = client.list_audit_events(correlation_id=args.correlation_id, **_filters(args))
+            page_size = args.limit or _config.MAX_PAGE_LIMIT
+            events = client.list_audit_events(page_size=page_size, **filters)
         else:
-            events = client.query_audit_events(
-                correlation_id=args.correlation_id,
-                limit=args.limit,
-                since=args.since,
-                until=args.until,
-                **_filters(args),
-            ).events
+            events = client.query_audit_events(limit=args.limit or _FIRST_PAGE, **filters).events
     _print_events(events, args.format, sys.stdout)
     return EXIT_OK
 
@@ -244,8 +296,12 @@ def _progress(stream: TextIO) -> Callable[[PollRecord], None]:
 
 
 def _cmd_wait(args: argparse.Namespace) -> int:
-    options: dict[str, Any] = {**_filters(args), "min_count": args.min_count}
-    for name in ("count", "timeout", "flush_interval"):
+    criteria: dict[str, Any] = {**_filters(args), "min_count": args.min_count}
+    if args.count is not None:
+        criteria["count"] = args.count
+    _checked(Expectation.build, args.correlation_id, **criteria)
+    options: dict[str, Any] = dict(criteria)
+    for name in ("timeout", "flush_interval"):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)
     if args.settle:
@@ -269,7 +325,8 @@ def _cmd_wait(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from .emulator import Emulator
+    with _extra("emulator", _EMULATOR_EXTRA):
+        from .emulator import Emulator
 
     emulator = Emulator(db=args.db, admin=args.admin)
 
@@ -299,7 +356,8 @@ _PIPELINE = (
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .emulator import Emulator, make_event
+    with _extra("emulator", _EMULATOR_EXTRA):
+        from .emulator import Emulator, make_event
 
     interval: float = args.flush_interval
     sleep_cost = 5.0
@@ -407,8 +465,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AuditWaitError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_WAIT_FAILED
-    except (ConfigurationError, ValueError, TypeError) as exc:
+    except (_UsageError, ConfigurationError) as exc:
         print(f"kubernaut-audit: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except _MissingExtra as exc:
+        print(f"kubernaut-audit: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except DataStorageError as exc:
         print(f"kubernaut-audit: {exc}", file=sys.stderr)
@@ -416,14 +477,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AuditError as exc:
         print(f"kubernaut-audit: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
-    except ImportError as exc:
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Exception:
+        traceback.print_exc()
         print(
-            f"kubernaut-audit: {exc.name or exc}: install kubernaut-audit[emulator]",
+            "kubernaut-audit: internal error (a bug in kubernaut-audit, not in your arguments); "
+            "please report it with the traceback above",
             file=sys.stderr,
         )
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        return 130
+        return EXIT_CRASH
 
 
 if __name__ == "__main__":

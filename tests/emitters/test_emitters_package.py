@@ -3,41 +3,13 @@ deprecated names the emulator package still answers to."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
-
 import pytest
+from without_modules import EMULATOR_EXTRA, run_without
 
 import kubernaut_audit.emitters as emitters_package
 import kubernaut_audit.emulator as emulator_package
 
 MOVED = ["AsyncBufferedEmitter", "BufferedEmitter", "EmittedRecord", "EmitterCounters"]
-
-# A meta-path finder that refuses the emulator extra's packages, as if it were not installed.
-_WITHOUT_EXTRA = textwrap.dedent(
-    """
-    import sys
-
-    class RefuseExtra:
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("starlette", "uvicorn"):
-                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-            return None
-
-    sys.meta_path.insert(0, RefuseExtra())
-    """
-)
-
-
-def _run_without_extra(code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", _WITHOUT_EXTRA + textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_all_is_sorted_and_presents_as_the_package() -> None:
@@ -50,7 +22,8 @@ def test_all_is_sorted_and_presents_as_the_package() -> None:
 
 def test_emitters_import_without_the_emulator_extra() -> None:
     """The emitters import and run on the core install: starlette and uvicorn never load."""
-    result = _run_without_extra(
+    result = run_without(
+        EMULATOR_EXTRA,
         """
         import anyio, httpx
         from kubernaut_audit.emitters import AsyncBufferedEmitter, BufferedEmitter
@@ -69,7 +42,7 @@ def test_emitters_import_without_the_emulator_extra() -> None:
         BufferedEmitter("http://127.0.0.1:9")
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("starlette", "uvicorn"))
         print("loaded:", loaded)
-        """
+        """,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "loaded: []"
@@ -77,7 +50,7 @@ def test_emitters_import_without_the_emulator_extra() -> None:
 
 def test_the_finder_does_refuse_the_extra() -> None:
     """The no-extra harness is real: importing the emulator under it fails on starlette."""
-    result = _run_without_extra("import kubernaut_audit.emulator")
+    result = run_without(EMULATOR_EXTRA, "import kubernaut_audit.emulator")
     assert result.returncode != 0
     assert "starlette" in result.stderr
 
