@@ -20,8 +20,8 @@ from trio.testing import MockClock
 
 import kubernaut_audit as ka
 from kubernaut_audit import AsyncAuditClient
-from kubernaut_audit._core import Filters
 from kubernaut_audit._polling import WaitState
+from kubernaut_audit._query import QueryFilters
 from kubernaut_audit._retry import RetryPolicy
 from kubernaut_audit._schedule import ColdSchedule
 from kubernaut_audit._wait import WRITE_ALLOWANCE, wait_async
@@ -467,7 +467,7 @@ class _PagesInMemory:
 
     async def _fetch_page(
         self,
-        filters: Filters,
+        filters: QueryFilters,
         limit: int,
         offset: int,
         *,

@@ -1,4 +1,9 @@
-"""AsyncAuditClient: a thin, typed wrapper over one ``httpx.AsyncClient``."""
+"""AsyncAuditClient: I/O and delegation over one ``httpx.AsyncClient``.
+
+What a request is and how its answer reads live in the sans-I/O modules (``_core``,
+``_operations``, ``_query``, ``_error_map``); the waits in ``_wait``. This module sends, streams
+under the size cap, retries and re-reads a rotated token: the parts that touch the network.
+"""
 
 from __future__ import annotations
 
@@ -9,71 +14,45 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self, Unpack
+from typing import Any, Self, TypeVar, Unpack
 
 import anyio
 import httpx
-import pydantic
 
 from . import _config
+from . import _operations as ops
 from ._auth import TokenSource
 from ._core import (
-    AuditFilters,
-    Filters,
-    check_page_bounds,
-    decode_json,
-    dump_json,
+    Operation,
+    Response,
+    bounded_timeout,
+    request_headers,
+    retry_deadline,
+    write_policy,
+)
+from ._error_map import (
+    deadline_passed,
+    declared_too_large,
     error_from_response,
-    make_filters,
+    too_large,
+    transport_error,
 )
-from ._exceptions import (
-    AuditError,
-    BatchPartiallyStoredError,
-    ConfigurationError,
-    DataStorageConnectionError,
-    DataStorageError,
-    DataStorageTimeoutError,
-    RequestInfo,
-    ResponseTooLargeError,
-    TransportError,
-)
-from ._generated.models import (
-    AsyncAcceptanceResponse,
-    AuditEventResponse,
-    AuditEventsQueryResponse,
-    BatchAuditEventResponse,
-)
+from ._exceptions import AuditError, ConfigurationError, RequestInfo
+from ._operations import EventInput
 from ._pagination import PageWalker
 from ._payloads import PayloadRegistry
 from ._polling import WaitState
+from ._query import AuditFilters, QueryFilters, check_page_bounds, make_filters
 from ._retry import NO_RETRY, RetryHook, RetryPolicy, call_with_retry, log_retry
 from ._wait import AbsenceOptions, AuditEvents, WaitOptions, assert_none_async, wait_async
-from .models import AuditEvent, AuditEventPage, AuditEventRequest, BatchResult, CreateResult
+from .models import AuditEvent, AuditEventPage, BatchResult, CreateResult
 
 logger = logging.getLogger("kubernaut_audit")
 
-EVENTS_PATH = "/api/v1/audit/events"
-BATCH_PATH = "/api/v1/audit/events/batch"
-READY_PATH = "/readyz"
+T = TypeVar("T")
+
 _IN_PROCESS_URL = "http://data-storage.invalid"
-_MAX_BATCH_BYTES = 4 * 1024 * 1024  # the server refuses bodies over 5 MiB; keep a margin
-
-_QUERY_ADAPTER = pydantic.TypeAdapter(AuditEventsQueryResponse)
-_CREATED_ADAPTER = pydantic.TypeAdapter(AuditEventResponse)
-_ACCEPTED_ADAPTER = pydantic.TypeAdapter(AsyncAcceptanceResponse)
-_BATCH_ADAPTER = pydantic.TypeAdapter(BatchAuditEventResponse)
-
-EventInput = AuditEventRequest | Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class _Response:
-    status_code: int
-    headers: httpx.Headers
-    body: bytes
-    request: RequestInfo
 
 
 class AsyncAuditClient:
@@ -208,66 +187,62 @@ class AsyncAuditClient:
 
     # -- transport ---------------------------------------------------------------------------
 
-    def _request_headers(self, request_id: str, *, has_body: bool) -> dict[str, str]:
-        headers = dict(self._headers)
-        headers["X-Request-ID"] = request_id
-        headers["Accept"] = "application/json, application/problem+json"
-        secret = self._tokens.get()
-        if secret is not None:
-            headers["Authorization"] = f"Bearer {secret.reveal()}"
-        if self._user is not None:
-            headers["X-Auth-Request-User"] = self._user
-        if has_body:
-            headers["Content-Type"] = "application/json"
-        return headers
-
-    def _timeout_for(self, deadline: float | None, info: RequestInfo) -> httpx.Timeout:
-        if deadline is None:
-            return self._timeout
-        left = deadline - anyio.current_time()
-        if left <= 0:
-            raise DataStorageTimeoutError(
-                f"no time left for {info}", request=info, request_sent=False
-            )
-
-        def cap(value: float | None) -> float:
-            return left if value is None else min(value, left)
-
-        t = self._timeout
-        return httpx.Timeout(
-            connect=cap(t.connect), read=cap(t.read), write=cap(t.write), pool=cap(t.pool)
-        )
-
-    async def _send_once(
+    async def _call(
         self,
-        method: str,
-        path: str,
+        operation: Operation[T],
         *,
-        params: Sequence[tuple[str, str | int]] = (),
-        body: bytes | None = None,
+        retry: RetryPolicy | None = None,
         deadline: float | None = None,
-    ) -> _Response:
+    ) -> T:
+        """Send ``operation`` under its retry policy (``retry``, else the client's for its
+        kind), bounded by ``deadline`` (event-loop time); return its decoded answer."""
+        if retry is None:
+            retry = write_policy(self._retry) if operation.write else self._retry
+        deadline = retry_deadline(retry, now=anyio.current_time(), deadline=deadline)
+
+        async def attempt() -> Response:
+            return await self._send_once(operation, deadline)
+
+        response = await call_with_retry(
+            attempt,
+            request=RequestInfo(operation.method, self._base_url + operation.path),
+            policy=retry,
+            rng=self._rng,
+            idempotent=operation.idempotent,
+            deadline=deadline,
+            hooks=self._hooks,
+        )
+        return operation.decode(response)
+
+    async def _send_once(self, operation: Operation[Any], deadline: float | None) -> Response:
+        """One try; once more at once if a 401 comes while the token file has rotated."""
         http = self._http_client()
         request_id = uuid.uuid4().hex
-        url = httpx.URL(self._base_url + path, params=list(params))
-        info = RequestInfo(method, str(url), request_id)
+        url = httpx.URL(self._base_url + operation.path, params=list(operation.params))
+        info = RequestInfo(operation.method, str(url), request_id)
         retried_auth = False
         while True:
+            secret = self._tokens.get()
             request = http.build_request(
-                method,
+                operation.method,
                 url,
-                content=body,
-                headers=self._request_headers(request_id, has_body=body is not None),
-                timeout=self._timeout_for(deadline, info),
+                content=operation.body,
+                headers=request_headers(
+                    self._headers,
+                    request_id,
+                    token=None if secret is None else secret.reveal(),
+                    user=self._user,
+                    has_body=operation.body is not None,
+                ),
+                timeout=bounded_timeout(
+                    self._timeout, deadline=deadline, now=anyio.current_time(), request=info
+                ),
             )
             started = time.perf_counter()
             with anyio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
                 response = await self._exchange(http, request, info)
             if scope.cancelled_caught:
-                raise DataStorageTimeoutError(
-                    f"Data Storage did not finish answering {info} before the deadline",
-                    request=info,
-                )
+                raise deadline_passed(info)
             logger.debug(
                 "%s -> %d in %.1f ms",
                 info,
@@ -279,7 +254,7 @@ class AsyncAuditClient:
                 and not retried_auth
                 and self._tokens.refresh_after_unauthorized()
             ):
-                retried_auth = True  # the token file rotated: one more try with the new token
+                retried_auth = True
                 continue
             if response.status_code >= 400:
                 raise error_from_response(
@@ -289,12 +264,12 @@ class AsyncAuditClient:
 
     async def _exchange(
         self, http: httpx.AsyncClient, request: httpx.Request, info: RequestInfo
-    ) -> _Response:
+    ) -> Response:
+        """Send and read the whole answer, streamed under ``max_response_bytes``."""
         try:
             response = await http.send(request, stream=True)
             try:
-                declared = response.headers.get("content-length")
-                if declared is not None and declared.isdigit() and int(declared) > self._max_bytes:
+                if declared_too_large(response.headers, self._max_bytes):
                     raise self._too_large(response, info, b"")
                 chunks: list[bytes] = []
                 size = 0
@@ -305,103 +280,32 @@ class AsyncAuditClient:
                     chunks.append(chunk)
             finally:
                 await response.aclose()
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            cls: type[TransportError] = DataStorageTimeoutError
-            if isinstance(exc, httpx.ConnectError):
-                cls = DataStorageConnectionError
-            raise cls(
-                f"could not reach Data Storage for {info}: {type(exc).__name__}: {exc}",
-                request=info,
-                request_sent=False,
-            ) from exc
-        except httpx.TimeoutException as exc:
-            raise DataStorageTimeoutError(
-                f"timed out waiting for Data Storage on {info}: {type(exc).__name__}",
-                request=info,
-            ) from exc
         except (httpx.TransportError, httpx.StreamError) as exc:
-            raise DataStorageConnectionError(
-                f"connection to Data Storage broke during {info}: {type(exc).__name__}: {exc}",
-                request=info,
-            ) from exc
-        return _Response(response.status_code, response.headers, b"".join(chunks), info)
+            raise transport_error(exc, info) from exc
+        return Response(response.status_code, response.headers, b"".join(chunks), info)
 
     def _too_large(self, response: httpx.Response, info: RequestInfo, head: bytes) -> AuditError:
-        return ResponseTooLargeError(
-            f"response to {info} is larger than max_response_bytes={self._max_bytes}",
-            request=info,
+        return too_large(
+            info,
             status_code=response.status_code,
-            content_type=response.headers.get("content-type"),
-            excerpt=head.decode("utf-8", errors="replace"),
-        )
-
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Sequence[tuple[str, str | int]] = (),
-        body: bytes | None = None,
-        idempotent: bool,
-        retry: RetryPolicy | None = None,
-        deadline: float | None = None,
-    ) -> _Response:
-        info = RequestInfo(method, self._base_url + path)
-        policy = retry or self._retry
-        if math.isfinite(policy.timeout):
-            # The budget bounds the tries as well as the sleeps: a body trickled just under the
-            # read timeout would otherwise hold one try open for as long as the server likes.
-            budget = anyio.current_time() + policy.timeout
-            deadline = budget if deadline is None else min(deadline, budget)
-
-        async def attempt() -> _Response:
-            return await self._send_once(method, path, params=params, body=body, deadline=deadline)
-
-        return await call_with_retry(
-            attempt,
-            request=info,
-            policy=policy,
-            rng=self._rng,
-            idempotent=idempotent,
-            deadline=deadline,
-            hooks=self._hooks,
+            headers=response.headers,
+            head=head,
+            max_bytes=self._max_bytes,
         )
 
     # -- queries -----------------------------------------------------------------------------
 
     async def _fetch_page(
         self,
-        filters: Filters,
+        filters: QueryFilters,
         limit: int,
         offset: int,
         *,
         deadline: float | None = None,
         retry: RetryPolicy | None = None,
     ) -> AuditEventPage:
-        params: list[tuple[str, str | int]] = [*filters.params(), ("limit", limit)]
-        if offset:
-            params.append(("offset", offset))
-        response = await self._request(
-            "GET", EVENTS_PATH, params=params, idempotent=True, deadline=deadline, retry=retry
-        )
-        decoded = decode_json(
-            _QUERY_ADAPTER,
-            response.body,
-            status_code=response.status_code,
-            content_type=response.headers.get("content-type"),
-            request=response.request,
-        )
-        events = decoded.data or []
-        if self._payloads is not None:
-            self._payloads._attach(events)
-        pagination = decoded.pagination
-        return AuditEventPage(
-            events=events,
-            limit=pagination.limit if pagination and pagination.limit is not None else limit,
-            offset=pagination.offset if pagination and pagination.offset is not None else offset,
-            total=pagination.total if pagination and pagination.total is not None else len(events),
-            has_more=bool(pagination.has_more) if pagination else False,
-        )
+        operation = ops.query_page(filters, limit, offset, payloads=self._payloads)
+        return await self._call(operation, deadline=deadline, retry=retry)
 
     async def query_audit_events(
         self,
@@ -424,7 +328,7 @@ class AsyncAuditClient:
         return await self._fetch_page(make_filters(**filters), limit, offset)
 
     async def _walk(
-        self, filters: Filters, page_size: int, *, deadline: float | None = None
+        self, filters: QueryFilters, page_size: int, *, deadline: float | None = None
     ) -> AsyncIterator[AuditEvent]:
         walker = PageWalker(page_size=page_size)
         while (nxt := walker.next_request()) is not None:
@@ -476,34 +380,7 @@ class AsyncAuditClient:
 
         .. versionadded:: 0.1.0
         """
-        body = dump_json(_request_json(event))
-        response = await self._request(
-            "POST", EVENTS_PATH, body=body, idempotent=retry_writes, retry=self._write_retry()
-        )
-        ctype = response.headers.get("content-type")
-        if response.status_code == 202:
-            accepted = decode_json(
-                _ACCEPTED_ADAPTER,
-                response.body,
-                status_code=202,
-                content_type=ctype,
-                request=response.request,
-            )
-            return CreateResult(stored=False, status_code=202, message=accepted.message)
-        created = decode_json(
-            _CREATED_ADAPTER,
-            response.body,
-            status_code=response.status_code,
-            content_type=ctype,
-            request=response.request,
-        )
-        return CreateResult(
-            stored=True,
-            status_code=response.status_code,
-            message=created.message,
-            event_id=created.event_id,
-            event_timestamp=created.event_timestamp,
-        )
+        return await self._call(ops.create_event(event, retry_writes=retry_writes))
 
     async def create_audit_events(
         self, events: Iterable[EventInput], *, retry_writes: bool = False
@@ -516,42 +393,19 @@ class AsyncAuditClient:
 
         .. versionadded:: 0.1.0
         """
-        encoded = [dump_json(_request_json(e)) for e in events]
-        chunks = _chunk(encoded)
+        chunks = ops.batch_chunks(events)
         stored: list[uuid.UUID] = []
         for index, chunk in enumerate(chunks):
-            body = b"[" + b",".join(chunk) + b"]"
             try:
-                response = await self._request(
-                    "POST",
-                    BATCH_PATH,
-                    body=body,
-                    idempotent=retry_writes,
-                    retry=self._write_retry(),
-                )
-                decoded = decode_json(
-                    _BATCH_ADAPTER,
-                    response.body,
-                    status_code=response.status_code,
-                    content_type=response.headers.get("content-type"),
-                    request=response.request,
-                )
+                ids = await self._call(ops.create_batch(chunk, retry_writes=retry_writes))
             except AuditError as exc:
                 if index == 0:
                     raise
-                unsent = sum(len(c) for c in chunks[index:])
-                raise BatchPartiallyStoredError(
-                    f"batch write failed at chunk {index + 1} of {len(chunks)}: {len(stored)} "
-                    f"events stored, {unsent} not ({exc})",
-                    request=exc.request,
-                    event_ids=stored,
-                    unsent=unsent,
+                raise ops.partial_batch_error(
+                    exc, index=index, chunks=chunks, stored=stored
                 ) from exc
-            stored.extend(decoded.event_ids or [])
+            stored.extend(ids)
         return BatchResult(event_ids=stored, requests=len(chunks))
-
-    def _write_retry(self) -> RetryPolicy:
-        return self._retry if self._retry.attempts > 1 else NO_RETRY
 
     # -- waiting ---------------------------------------------------------------------------
 
@@ -581,34 +435,8 @@ class AsyncAuditClient:
         .. versionadded:: 0.1.0
         """
         try:
-            response = await self._request("GET", READY_PATH, idempotent=True, retry=NO_RETRY)
-        except DataStorageError as exc:
-            if exc.status_code == 503:
+            return await self._call(ops.ready(), retry=NO_RETRY)
+        except AuditError as exc:
+            if ops.means_not_ready(exc):
                 return False
             raise
-        except (DataStorageConnectionError, DataStorageTimeoutError):
-            return False
-        return response.status_code == 200
-
-
-def _request_json(event: EventInput) -> dict[str, Any]:
-    # Models are validated again: model_construct() or attribute assignment can bypass checks.
-    data = event.model_dump(exclude_unset=True) if isinstance(event, AuditEventRequest) else event
-    return AuditEventRequest.model_validate(data).model_dump(mode="json", exclude_unset=True)
-
-
-def _chunk(encoded: list[bytes]) -> list[list[bytes]]:
-    chunks: list[list[bytes]] = []
-    current: list[bytes] = []
-    size = 2
-    for item in encoded:
-        if current and (
-            len(current) >= _config.MAX_BATCH_SIZE or size + len(item) + 1 > _MAX_BATCH_BYTES
-        ):
-            chunks.append(current)
-            current, size = [], 2
-        current.append(item)
-        size += len(item) + 1
-    if current:
-        chunks.append(current)
-    return chunks

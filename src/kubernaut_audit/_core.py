@@ -1,232 +1,126 @@
-"""Sans-I/O core: query parameters, body decoding and status mapping, shared by every face."""
+"""Sans-I/O core: what a request is and how its answer is read, shared by every face.
+
+Nothing here sends, awaits or reads a clock (the client passes ``now`` in), so every rule is a
+plain function to test. An :class:`Operation` is a request plus the decoder of its answer; the
+operations themselves are built in ``_operations``, and the client sends them.
+"""
 
 from __future__ import annotations
 
 import json
 import math
-import re
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
-from typing import Any, TypedDict, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
+import httpx
 import pydantic
 
-from ._config import EXCERPT_BYTES, MAX_PAGE_LIMIT
-from ._exceptions import (
-    DataStorageError,
-    RequestInfo,
-    ResponseDecodeError,
-    ResponseValidationError,
-    status_error_class,
-)
-from ._generated.models import EventCategory, EventOutcome, RFC7807Problem
+from ._error_map import excerpt, is_json_type, no_time_left
+from ._exceptions import RequestInfo, ResponseDecodeError, ResponseValidationError
+from ._retry import NO_RETRY, RetryPolicy
 
 T = TypeVar("T")
 
-TimeBound = datetime | timedelta | str
-
-_GO_DURATION = re.compile(r"^(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$")
-_DAYS = re.compile(r"^\d+d$")
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$"
-)
-_LOCAL_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_DETAIL_KEY = re.compile(r"^[a-zA-Z0-9_]+$")
-
-
-def format_time_bound(name: str, value: TimeBound) -> str:
-    """Render ``since``/``until`` in a form the server accepts, refusing anything ambiguous."""
-    if isinstance(value, datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(
-                f"{name} must be timezone-aware (a naive datetime is ambiguous); "
-                "use datetime.now(UTC) or attach a tzinfo"
-            )
-        return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-        if seconds <= 0:
-            raise ValueError(f"{name} as a timedelta must be positive, got {value!r}")
-        return f"{math.ceil(seconds)}s"
-    if isinstance(value, str):
-        text = value.strip()
-        if any(p.match(text) for p in (_GO_DURATION, _DAYS, _RFC3339, _LOCAL_DATETIME, _DATE)):
-            return text
-        raise ValueError(
-            f"{name}={value!r} is not a form the server accepts: a duration such as '90m', '24h' "
-            "or '7d', an RFC 3339 time, 'YYYY-MM-DDTHH:MM:SS' (UTC) or 'YYYY-MM-DD'"
-        )
-    raise TypeError(f"{name} must be a datetime, timedelta or str, not {type(value).__name__}")
-
-
-class AuditFilters(TypedDict, total=False):
-    """The query filters, as keyword arguments. All optional; they combine with AND."""
-
-    correlation_id: str
-    event_type: str
-    event_category: str | EventCategory
-    event_outcome: str | EventOutcome
-    severity: str
-    since: TimeBound
-    until: TimeBound
-    detail_key: str
-    detail_value: str
+#: What every request accepts: a JSON answer, or an RFC 7807 problem.
+ACCEPT = "application/json, application/problem+json"
 
 
 @dataclass(frozen=True, slots=True)
-class Filters:
-    """Validated query filters. Construct through :func:`make_filters`."""
+class Response:
+    """An answer read in full (the client streams it under its size cap)."""
 
-    correlation_id: str | None = None
-    event_type: str | None = None
-    event_category: str | None = None
-    event_outcome: str | None = None
-    severity: str | None = None
-    since: str | None = None
-    until: str | None = None
-    detail_key: str | None = None
-    detail_value: str | None = None
+    status_code: int
+    headers: Mapping[str, str]
+    body: bytes
+    request: RequestInfo
 
-    def params(self) -> list[tuple[str, str]]:
-        return [(f.name, v) for f in fields(self) if (v := getattr(self, f.name)) is not None]
+    @property
+    def content_type(self) -> str | None:
+        return self.headers.get("content-type")
 
 
-def _text_filter(name: str, value: object) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, EventCategory | EventOutcome):
-        value = value.value
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
-    if value == "" or value.strip() != value:
-        # The server reads an empty value as "no filter" and would return every test's events.
-        raise ValueError(
-            f"{name} must be a non-empty string without surrounding blanks, got {value!r}"
-        )
-    return value
+@dataclass(frozen=True, slots=True)
+class Operation(Generic[T]):
+    """One request and how to read its answer.
+
+    Attributes:
+        method, path, params, body: the request (``path`` below the base URL).
+        decode: reads a success answer (error statuses never reach it).
+        idempotent: may be retried after it may have reached the server.
+        write: a write, retried under :func:`write_policy` of the client's policy.
+    """
+
+    method: str
+    path: str
+    decode: Callable[[Response], T]
+    params: Sequence[tuple[str, str | int]] = ()
+    body: bytes | None = None
+    idempotent: bool = True
+    write: bool = False
 
 
-def make_filters(
+def request_headers(
+    extra: Mapping[str, str],
+    request_id: str,
     *,
-    correlation_id: str | None = None,
-    event_type: str | None = None,
-    event_category: str | EventCategory | None = None,
-    event_outcome: str | EventOutcome | None = None,
-    severity: str | None = None,
-    since: TimeBound | None = None,
-    until: TimeBound | None = None,
-    detail_key: str | None = None,
-    detail_value: str | None = None,
-) -> Filters:
-    """Validate filters before any request is made."""
-    outcome = _text_filter("event_outcome", event_outcome)
-    if outcome is not None and outcome not in {o.value for o in EventOutcome}:
-        allowed = ", ".join(o.value for o in EventOutcome)
-        raise ValueError(f"event_outcome={outcome!r} is not one of: {allowed}")
-    key = _text_filter("detail_key", detail_key)
-    value = _text_filter("detail_value", detail_value)
-    if (key is None) != (value is None):
-        raise ValueError("detail_key and detail_value must be given together")
-    if key is not None and not _DETAIL_KEY.match(key):
-        raise ValueError(f"detail_key={key!r} may hold only letters, digits and underscores")
-    cid = _text_filter("correlation_id", correlation_id)
-    if cid is not None and len(cid) > 255:
-        raise ValueError(f"correlation_id is {len(cid)} characters; the server allows 255")
-    return Filters(
-        correlation_id=cid,
-        event_type=_text_filter("event_type", event_type),
-        event_category=_text_filter("event_category", event_category),
-        event_outcome=outcome,
-        severity=_text_filter("severity", severity),
-        since=format_time_bound("since", since) if since is not None else None,
-        until=format_time_bound("until", until) if until is not None else None,
-        detail_key=key,
-        detail_value=value,
+    token: str | None,
+    user: str | None,
+    has_body: bool,
+) -> dict[str, str]:
+    """The headers of one try: the caller's, then ours (which win)."""
+    headers = dict(extra)
+    headers["X-Request-ID"] = request_id
+    headers["Accept"] = ACCEPT
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    if user is not None:
+        headers["X-Auth-Request-User"] = user
+    if has_body:
+        headers["Content-Type"] = "application/json"
+    return headers
+
+
+def bounded_timeout(
+    timeout: httpx.Timeout, *, deadline: float | None, now: float, request: RequestInfo
+) -> httpx.Timeout:
+    """The client's timeouts, each cut to the time left before ``deadline`` (event-loop time).
+
+    Raises:
+        DataStorageTimeoutError: no time is left (nothing was sent).
+    """
+    if deadline is None:
+        return timeout
+    left = deadline - now
+    if left <= 0:
+        raise no_time_left(request)
+
+    def cap(value: float | None) -> float:
+        return left if value is None else min(value, left)
+
+    return httpx.Timeout(
+        connect=cap(timeout.connect),
+        read=cap(timeout.read),
+        write=cap(timeout.write),
+        pool=cap(timeout.pool),
     )
 
 
-def check_page_bounds(limit: int, offset: int) -> None:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_LIMIT:
-        raise ValueError(f"limit must be an int from 1 to {MAX_PAGE_LIMIT}, got {limit!r}")
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise ValueError(f"offset must be an int >= 0, got {offset!r}")
+def retry_deadline(policy: RetryPolicy, *, now: float, deadline: float | None) -> float | None:
+    """The deadline of a request's tries under ``policy``: the caller's, or sooner.
+
+    The policy's budget bounds the tries as well as the sleeps: a body trickled just under the
+    read timeout would otherwise hold one try open for as long as the server likes.
+    """
+    if not math.isfinite(policy.timeout):
+        return deadline
+    budget = now + policy.timeout
+    return budget if deadline is None else min(deadline, budget)
 
 
-def excerpt(body: bytes, limit: int = EXCERPT_BYTES) -> str:
-    """A bounded, printable excerpt of a body for error messages."""
-    text = body[:limit].decode("utf-8", errors="replace")
-    return text + ("…" if len(body) > limit else "")
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header, or None when absent or unusable."""
-    if value is None:
-        return None
-    text = value.strip()
-    if not text:
-        return None
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-        return max(seconds, 0.0)
-    if not math.isfinite(seconds) or seconds < 0:
-        return None
-    return seconds
-
-
-def _is_json_type(content_type: str | None) -> bool:
-    if not content_type:
-        return False
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or media.endswith("+json")
-
-
-def error_from_response(
-    status_code: int,
-    headers: Mapping[str, str],
-    body: bytes,
-    request: RequestInfo,
-) -> DataStorageError:
-    """Map an error response to its typed exception, keeping the problem report or raw text."""
-    problem: RFC7807Problem | None = None
-    raw: str | None = None
-    content_type = headers.get("content-type")
-    if body and _is_json_type(content_type):
-        try:
-            problem = RFC7807Problem.model_validate_json(body)
-        except pydantic.ValidationError:
-            problem = None
-    if problem is None and body:
-        raw = excerpt(body)
-    retry_after = parse_retry_after(headers.get("retry-after"))
-    summary = f"{status_code}"
-    if problem is not None:
-        summary += f" {problem.title}"
-        if problem.detail:
-            summary += f": {problem.detail}"
-        if problem.field_errors:
-            summary += " (" + "; ".join(f"{k}: {v}" for k, v in problem.field_errors.items()) + ")"
-    elif raw:
-        summary += f": {raw.strip()[:200]}"
-    cls = status_error_class(status_code)
-    return cls(
-        f"Data Storage answered {summary} to {request}",
-        request=request,
-        status_code=status_code,
-        problem=problem,
-        body=raw,
-        retry_after=retry_after,
-    )
+def write_policy(policy: RetryPolicy) -> RetryPolicy:
+    """The policy of a write: the client's when it retries at all, else a single try."""
+    return policy if policy.attempts > 1 else NO_RETRY
 
 
 def decode_json(
@@ -239,7 +133,7 @@ def decode_json(
     require_json_type: bool = True,
 ) -> T:
     """Decode a success body through ``adapter``: typed decode and validation errors."""
-    if require_json_type and not _is_json_type(content_type):
+    if require_json_type and not is_json_type(content_type):
         raise ResponseDecodeError(
             f"expected JSON from {request}, got {content_type or 'no content type'} "
             f"({len(body)} bytes): {excerpt(body, 200)!r}",
@@ -266,6 +160,17 @@ def decode_json(
         ) from exc
 
 
+def decode(adapter: pydantic.TypeAdapter[T], response: Response) -> T:
+    """:func:`decode_json` of a whole :class:`Response`."""
+    return decode_json(
+        adapter,
+        response.body,
+        status_code=response.status_code,
+        content_type=response.content_type,
+        request=response.request,
+    )
+
+
 def _first_error(exc: pydantic.ValidationError) -> str:
     err = exc.errors()[0]
     loc = ".".join(str(p) for p in err["loc"])
@@ -273,4 +178,5 @@ def _first_error(exc: pydantic.ValidationError) -> str:
 
 
 def dump_json(value: Any) -> bytes:
+    """Compact UTF-8 JSON, as the server reads it."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypedDict
 
-from ._core import Filters, make_filters
+from ._query import QueryFilters, make_filters
 from .models import AuditEvent, EventCategory, EventOutcome
 
 Predicate = Callable[[AuditEvent], bool]
@@ -41,7 +41,7 @@ def _count_arg(name: str, value: object, *, minimum: int) -> int:
 class Expectation:
     """What a wait waits for; validated before any request."""
 
-    filters: Filters
+    filters: QueryFilters
     where: Predicate | None = None
     min_count: int = 1
     count: int | None = None

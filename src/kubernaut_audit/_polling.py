@@ -19,10 +19,10 @@ from typing import Protocol
 import anyio
 
 from . import _config
-from ._core import Filters
 from ._exceptions import AuditError, AuditWaitTimeout, UnexpectedAuditEvents
 from ._expectation import Expectation
 from ._pagination import PageWalker
+from ._query import QueryFilters
 from ._retry import RetryPolicy, is_transient
 from ._schedule import CadenceTracker
 from .models import AuditEvent, AuditEventPage
@@ -120,7 +120,7 @@ class WaitClient(Protocol):
 
     async def _fetch_page(
         self,
-        filters: Filters,
+        filters: QueryFilters,
         limit: int,
         offset: int,
         *,
@@ -130,7 +130,7 @@ class WaitClient(Protocol):
 
 
 async def _fetch_correlation(
-    client: WaitClient, filters: Filters, deadline: float, retry: RetryPolicy
+    client: WaitClient, filters: QueryFilters, deadline: float, retry: RetryPolicy
 ) -> tuple[list[AuditEvent], float, float, bool]:
     """All events of the correlation id: (events, sent, received, shared).
 
@@ -203,7 +203,7 @@ class _Poller:
         self.retry = RetryPolicy(
             attempts=3, timeout=math.inf, initial=0.1, max_backoff=flush_interval
         )
-        self._query_filters = Filters(correlation_id=expectation.filters.correlation_id)
+        self._query_filters = QueryFilters(correlation_id=expectation.filters.correlation_id)
 
     @property
     def correlation_id(self) -> str:

@@ -18,10 +18,11 @@ import httpx
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from . import _config
-from ._client import AsyncAuditClient, EventInput
-from ._core import AuditFilters, check_page_bounds, make_filters
+from ._client import AsyncAuditClient
+from ._operations import EventInput
 from ._pagination import PageWalker
 from ._payloads import PayloadRegistry
+from ._query import AuditFilters, check_page_bounds, make_filters
 from ._retry import RetryHook, RetryPolicy
 from ._wait import AbsenceOptions, AuditEvents, WaitOptions
 from .models import AuditEvent, AuditEventPage, BatchResult, CreateResult

@@ -30,7 +30,9 @@ from typing import Any
 import anyio
 
 from kubernaut_audit import AsyncAuditClient, RetryPolicy
-from kubernaut_audit._client import _QUERY_ADAPTER  # the adapter the client decodes with
+
+# The adapter the client decodes pages with.
+from kubernaut_audit._operations import QUERY_ADAPTER as _QUERY_ADAPTER
 
 EVENT_TYPES = [
     ("gateway.signal.received", "gateway", "received"),
