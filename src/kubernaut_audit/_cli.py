@@ -25,7 +25,6 @@ import anyio
 
 from . import _config
 from ._client import AsyncAuditClient
-from ._core import check_page_bounds, make_filters
 from ._exceptions import (
     AuditError,
     AuditWaitError,
@@ -34,6 +33,7 @@ from ._exceptions import (
 )
 from ._expectation import Expectation
 from ._polling import PollRecord
+from ._query import check_page_bounds, make_filters
 from ._sync import AuditClient
 from .emitters import AsyncBufferedEmitter
 from .models import AuditEvent
