@@ -38,6 +38,7 @@ def _after_fork_in_child() -> None:
     # child replaces or closes it, or collects the client) asks its thread to stop the portal and
     # waits for the answer: for ever. A portal marked as not running makes that call fail, which
     # anyio ignores, and the join returns at once (a child sees the other threads as stopped).
+    # A private attribute: tests/test_dependency_reaches.py fails if anyio changes it.
     for client in list(_CLIENTS):
         if client._portal is not None:
             client._portal._event_loop_thread_id = None

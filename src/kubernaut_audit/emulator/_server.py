@@ -19,6 +19,7 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         # The emulator is a guest in someone else's process: leave Ctrl-C to the host.
+        # tests/test_dependency_reaches.py fails if uvicorn stops capturing signals here.
         yield
 
 
