@@ -191,6 +191,31 @@ def test_audit_emulator_emitter_flushes_like_a_service(suite: pytest.Pytester) -
     suite.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
 
 
+def test_audit_emulator_emitter_offers_the_since_last_write_kind(suite: pytest.Pytester) -> None:
+    """kind="since-last-write" gives the Python service's writer (one POST per event); an
+    unknown kind is refused."""
+    suite.makepyfile(
+        """
+        import pytest
+        from kubernaut_audit.emitters import SinceLastWriteEmitter
+        from kubernaut_audit.emulator import make_event
+        def test_x(audit_emulator, correlation_id):
+            writer = audit_emulator.emitter(kind="since-last-write", flush_interval=0.2)
+            assert isinstance(writer, SinceLastWriteEmitter)
+            writer.emit(make_event(correlation_id, "a.b.c"))
+            writer.emit(make_event(correlation_id, "a.b.d"))
+            got = audit_emulator.client.wait_for_audit_events(
+                correlation_id, min_count=2, flush_interval=0.2
+            )
+            assert sorted(e.event_type for e in got) == ["a.b.c", "a.b.d"]
+            assert audit_emulator.emulator.stats.by_route.get("write") == 2
+            with pytest.raises(ValueError, match="kind"):
+                audit_emulator.emitter(kind="grid")
+        """
+    )
+    suite.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
 def test_parallel_workers_get_distinct_ids_and_servers(suite: pytest.Pytester) -> None:
     """Under xdist -n 2 every worker has its own emulator and worker-tagged correlation ids."""
     suite.makepyfile(

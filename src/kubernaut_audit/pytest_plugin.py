@@ -17,7 +17,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 
 import pytest
 
@@ -27,7 +27,7 @@ from ._exceptions import AuditError, AuditWaitError
 from ._polling import PollRecord
 from ._sync import AuditClient
 from ._wait import AbsenceOptions, AuditEvents, WaitOptions
-from .emitters import BufferedEmitter
+from .emitters import BufferedEmitter, SinceLastWriteEmitter
 from .models import AuditEvent
 
 if TYPE_CHECKING:
@@ -203,11 +203,42 @@ class EmulatorKit:
     url: str
     _stack: ExitStack
 
-    def emitter(self, *, flush_interval: float = 2.0, **options: Any) -> BufferedEmitter:
+    @overload
+    def emitter(
+        self, *, kind: Literal["ticker"] = ..., flush_interval: float = ..., **options: Any
+    ) -> BufferedEmitter: ...
+    @overload
+    def emitter(
+        self, *, kind: Literal["since-last-write"], flush_interval: float = ..., **options: Any
+    ) -> SinceLastWriteEmitter: ...
+    def emitter(
+        self,
+        *,
+        kind: Literal["ticker", "since-last-write"] = "ticker",
+        flush_interval: float = 2.0,
+        **options: Any,
+    ) -> BufferedEmitter | SinceLastWriteEmitter:
         """A started buffered writer (as a service would have) posting to this emulator; it is
-        drained and closed when the test ends. ``options`` go to :class:`BufferedEmitter`."""
-        emitter = BufferedEmitter(self.url, flush_interval=flush_interval, **options)
-        return self._stack.enter_context(emitter)
+        drained and closed when the test ends.
+
+        Args:
+            kind: ``"ticker"`` (the Go services': :class:`BufferedEmitter`) or
+                ``"since-last-write"`` (the Python service's: :class:`SinceLastWriteEmitter`).
+            flush_interval: the writer's interval (seconds).
+            options: passed on to the emitter's class.
+
+        .. versionchanged:: 0.2.0
+           ``kind=``.
+        """
+        emitter: BufferedEmitter | SinceLastWriteEmitter
+        if kind == "ticker":
+            emitter = BufferedEmitter(self.url, flush_interval=flush_interval, **options)
+        elif kind == "since-last-write":
+            emitter = SinceLastWriteEmitter(self.url, flush_interval=flush_interval, **options)
+        else:
+            raise ValueError(f"kind must be 'ticker' or 'since-last-write', got {kind!r}")
+        self._stack.enter_context(emitter)
+        return emitter
 
 
 @pytest.fixture
