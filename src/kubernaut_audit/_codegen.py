@@ -285,41 +285,84 @@ def _add_event_type(schema: dict[str, Any]) -> None:
 # -- generating -----------------------------------------------------------------------------
 
 
-def _generator_command(source: Path, output: Path, header: str) -> list[str]:
+#: The datamodel-codegen flags, all of them, for both runs: ``make generate`` (the envelope
+#: models in ``_generated/``, through :func:`envelope_command`) and ``kubernaut-audit codegen``
+#: (payload models, :func:`payload_command`). What both share:
+_COMMON_FLAGS: tuple[str, ...] = (
+    "--input-file-type",
+    "openapi",
+    "--output-model-type",
+    "pydantic_v2.BaseModel",
+    "--target-python-version",
+    "3.11",
+    "--custom-template-dir",
+    str(TEMPLATES),
+    "--capitalise-enum-members",
+    "--use-annotated",
+    "--use-standard-collections",
+    "--use-union-operator",
+    "--use-double-quotes",
+    "--use-schema-description",
+    "--use-field-description",
+    "--disable-timestamp",
+)
+#: The envelope is ours: strict requests check their constraints (``--field-constraints``),
+#: date-times must carry an offset, the spec's order is kept for reading, and the file is
+#: formatted as the repository is.
+_ENVELOPE_FLAGS: tuple[str, ...] = (
+    "--base-class",
+    "kubernaut_audit._base.LenientModel",
+    "--additional-imports",
+    "kubernaut_audit._base.OpenEnum",
+    "--type-mappings",
+    "uri=string",
+    "--output-datetime-class",
+    "AwareDatetime",
+    "--field-constraints",
+    "--keep-model-order",
+    "--formatters",
+    "ruff-format",
+)
+#: Payloads are the user's, read leniently: no value constraints (stripped from the schemas),
+#: any date-time, single-field wrappers collapsed, and no formatter the user may not have.
+_PAYLOAD_FLAGS: tuple[str, ...] = (
+    "--base-class",
+    "kubernaut_audit.models.PayloadModel",
+    "--additional-imports",
+    "kubernaut_audit.models.OpenEnum,kubernaut_audit.PayloadRegistry",
+    "--output-datetime-class",
+    "datetime",
+    "--collapse-root-models",
+)
+
+
+def _command(source: Path, output: Path, header: str, flags: tuple[str, ...]) -> list[str]:
     return [
         sys.executable,
         "-m",
         "datamodel_code_generator",
         "--input",
         str(source),
-        "--input-file-type",
-        "openapi",
         "--output",
         str(output),
-        "--output-model-type",
-        "pydantic_v2.BaseModel",
-        "--target-python-version",
-        "3.11",
-        "--base-class",
-        "kubernaut_audit.models.PayloadModel",
-        "--additional-imports",
-        "kubernaut_audit.models.OpenEnum,kubernaut_audit.PayloadRegistry",
-        "--custom-template-dir",
-        str(TEMPLATES),
-        "--output-datetime-class",
-        "datetime",
-        "--capitalise-enum-members",
-        "--use-annotated",
-        "--use-standard-collections",
-        "--use-union-operator",
-        "--use-double-quotes",
-        "--use-schema-description",
-        "--use-field-description",
-        "--collapse-root-models",
-        "--disable-timestamp",
+        *_COMMON_FLAGS,
+        *flags,
         "--custom-file-header",
         header,
     ]
+
+
+def envelope_command(
+    source: Path, output: Path, header: str, base_class_map: dict[str, str]
+) -> list[str]:
+    """The generator command for the envelope models (``scripts/generate.py``)."""
+    flags = (*_ENVELOPE_FLAGS, "--base-class-map", json.dumps(base_class_map))
+    return _command(source, output, header, flags)
+
+
+def payload_command(source: Path, output: Path, header: str) -> list[str]:
+    """The generator command for a payload module (``kubernaut-audit codegen``)."""
+    return _command(source, output, header, _PAYLOAD_FLAGS)
 
 
 def _class_names(text: str) -> set[str]:
@@ -380,7 +423,7 @@ def _render(spec_path: Path) -> tuple[str, PayloadSchemas]:
         source.write_text(json.dumps(subset, default=str))
         output = Path(tmp) / "payloads.py"
         result = subprocess.run(
-            _generator_command(source, output, header),
+            payload_command(source, output, header),
             capture_output=True,
             text=True,
             cwd=tmp,
