@@ -1,8 +1,10 @@
 """Helpers for test suites that use kubernaut-audit.
 
-``set_testing(True)`` makes the SDK's HTTP retries instant and caps their attempts, so a test
-that provokes errors against a fake server does not sleep through backoffs. Waits are not
-affected: their schedule follows the writer's flush interval, which a test cannot shorten.
+``set_testing(True)`` makes the SDK's HTTP retries instant and caps their attempts (queries,
+writes and the page fetches of a wait alike), so a test that provokes errors against a fake
+server does not sleep through backoffs. A wait's poll schedule is not changed: it follows the
+writer's flush interval, which a test shortens with ``flush_interval=`` (or the plugin's
+``--audit-flush-interval``) when its writer flushes faster.
 """
 
 from __future__ import annotations

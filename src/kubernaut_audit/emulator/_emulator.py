@@ -19,8 +19,9 @@ class Emulator:
     """Kubernaut's Data Storage audit API as the real service behaves, with faults on demand.
 
     Use it in-process through :meth:`transport`, or on a loopback port with :meth:`serve`
-    (asyncio) or :meth:`serve_in_thread`. See ``shared/reference/data-storage-behaviour.md``
-    for what "behaves" covers.
+    (asyncio) or :meth:`serve_in_thread`. "Behaves" covers the service's defaults (page limit
+    50, an empty filter meaning no filter, newest first), its omitted empty fields, both shapes
+    of its RFC 7807 errors and its 202 for a batch sent to the dead-letter queue.
 
     Args:
         db: SQLite database: ``":memory:"`` (the default) or a file path.
