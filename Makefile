@@ -10,13 +10,14 @@ PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install lint format generate test test-fast examples demo serve bench clean
+.PHONY: help install lint format generate test test-fast examples docs demo serve bench clean
 
 help:
 	@echo "make demo     run the main job: the demo against the built-in local Data Storage"
 	@echo "make test     lint, type-check and run the whole test suite"
 	@echo "make generate regenerate src/kubernaut_audit/_generated from openapi/"
 	@echo "make bench    run the benchmark scripts (prints tables and JSON)"
+	@echo "make docs     build the documentation site strictly into build/site"
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -47,6 +48,12 @@ generate: install
 test: lint
 	$(PY) -m pytest -n 2 --dist loadgroup
 	$(MAKE) examples
+	$(MAKE) docs
+
+# The site, strictly: any warning, broken link or unresolved reference fails. The code blocks of
+# docs/ and the README run in the test suite (tests/test_docs_examples.py).
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 # The seed scenario: 40 audit tests against a buffered 2 s writer, sequential and with -n 4.
 examples: install
