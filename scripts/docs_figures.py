@@ -52,7 +52,8 @@ def record_wait_timeline(rounds: int = 6, flush_interval: float = 2.0) -> dict[s
     import anyio
 
     from kubernaut_audit import AsyncAuditClient, PollRecord
-    from kubernaut_audit.emulator import AsyncBufferedEmitter, Emulator, make_event
+    from kubernaut_audit.emitters import AsyncBufferedEmitter
+    from kubernaut_audit.emulator import Emulator, make_event
 
     rng = random.Random(14)
     out: dict[str, Any] = {"writer": "ticker", "flush_interval": flush_interval, "rounds": []}

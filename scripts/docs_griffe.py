@@ -18,7 +18,9 @@ import griffe
 #: The public modules; their ``__all__`` is the API the reference documents.
 PUBLIC_MODULES = (
     "kubernaut_audit",
+    "kubernaut_audit.emitters",
     "kubernaut_audit.emulator",
+    "kubernaut_audit.models",
     "kubernaut_audit.pytest_plugin",
     "kubernaut_audit.testing",
 )
@@ -60,10 +62,28 @@ def _link(obj: griffe.Object | griffe.Alias, name: str, public: dict[str, str]) 
         prefix, suffix = candidate, ""
         while prefix:
             if prefix in public:
-                return f"[`{name}`][{public[prefix]}{suffix}]"
+                return f"[`{name}`][{_rendered(obj, public[prefix], suffix)}]"
             prefix, dot, last = prefix.rpartition(".")
             suffix = f"{dot}{last}{suffix}"
     return f"`{name}`"
+
+
+def _rendered(obj: griffe.Object | griffe.Alias, path: str, suffix: str) -> str:
+    """``path + suffix``, cut back to the deepest object the reference renders (members without
+    a docstring, such as fields listed in an Attributes section, get no heading of their own)."""
+    try:
+        target = obj.modules_collection.get_member(path)
+    except (KeyError, ValueError):
+        return path
+    for part in suffix.split(".")[1:]:
+        try:
+            member = target.get_member(part)
+        except (KeyError, ValueError, griffe.AliasResolutionError):
+            break
+        if not member.has_docstring:
+            break
+        target, path = member, f"{path}.{part}"
+    return path
 
 
 def _literal_blocks(text: str) -> str:

@@ -17,7 +17,8 @@ import os
 import threading
 from typing import Any
 
-from kubernaut_audit.emulator import BufferedEmitter, Emulator, make_event
+from kubernaut_audit.emitters import BufferedEmitter
+from kubernaut_audit.emulator import Emulator, make_event
 
 __all__ = ["send_alert", "start_remediation", "trigger_gateway"]
 

@@ -48,3 +48,25 @@ def test_wait_timeline_data_is_a_recorded_run() -> None:
     for r in data["rounds"]:
         assert max(r["emitted"]) <= min(r["visible"]) <= max(r["visible"]) <= r["noticed"]
         assert r["polls"][0] <= r["noticed"]
+
+
+def test_api_reference_has_a_page_per_public_module() -> None:
+    """Every public module (a package module without a leading underscore) has a reference page
+    rendering it with mkdocstrings, and the docs' griffe extension knows it."""
+    package = ROOT / "src" / "kubernaut_audit"
+    public = {"kubernaut_audit"} | {
+        f"kubernaut_audit.{p.stem if p.suffix else p.name}"
+        for p in package.iterdir()
+        if not p.name.startswith("_")
+        and (p.suffix == ".py" or (p / "__init__.py").exists())
+        and p.name != "py.typed"
+    }
+    pages = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "docs/reference").glob("*.md"))
+    spec = importlib.util.spec_from_file_location("docs_griffe", ROOT / "scripts/docs_griffe.py")
+    assert spec is not None
+    assert spec.loader is not None
+    griffe_ext = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(griffe_ext)
+    assert set(griffe_ext.PUBLIC_MODULES) == public
+    for module in public:
+        assert f"::: {module}\n" in pages, f"no reference page renders {module}"
