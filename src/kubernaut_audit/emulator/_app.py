@@ -20,6 +20,7 @@ from ._samples import make_event
 from ._state import State, new_event_id
 from ._store import Filters
 from ._times import format_timestamp, parse_bound, to_micros
+from ._trail import Trail
 from ._wire import (
     JSON,
     SNIFFED_TEXT,
@@ -58,17 +59,21 @@ Handler = Callable[[Request], Awaitable[Outcome]]
 def build_app(state: State, *, admin: bool) -> Starlette:
     """Return the ASGI app serving ``state``; the admin routes exist only when ``admin``."""
     api = _Api(state)
-    endpoints = {
+    endpoints: dict[str, Callable[[Request], Awaitable[Response]]] = {
         EVENTS_PATH: api.events,
         BATCH_PATH: api.batch,
         "/readyz": api.readyz,
     }
+    trail = Trail(state)
+    for path, methods, name, handler in trail.routes():
+        endpoints[path] = api.route(methods, name, handler)
     if admin:
         endpoints |= {
             f"{ADMIN_PREFIX}/faults": api.admin_faults,
             f"{ADMIN_PREFIX}/stats": api.admin_stats,
             f"{ADMIN_PREFIX}/reset": api.admin_reset,
             f"{ADMIN_PREFIX}/replay": api.admin_replay,
+            f"{ADMIN_PREFIX}/tamper": trail.admin_tamper,
         }
     routes = [Route(path, _AnyMethod(endpoint)) for path, endpoint in endpoints.items()]
 
@@ -77,6 +82,7 @@ def build_app(state: State, *, admin: bool) -> Starlette:
 
     app = Starlette(routes=routes, exception_handlers={404: on_404})
     app.router.redirect_slashes = False  # chi answers 404 for a trailing slash
+    app.state.trail = trail
     return app
 
 
@@ -121,6 +127,18 @@ class _Api:
         if request.method == "GET":
             return await self._guarded("readyz", request, self._readyz)
         return method_not_allowed(("GET",))
+
+    def route(
+        self, methods: tuple[str, ...], name: str, handler: Handler
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """An endpoint answering ``methods`` through ``handler`` (faults and counts included)."""
+
+        async def endpoint(request: Request) -> Response:
+            if request.method in methods:
+                return await self._guarded(name, request, handler)
+            return method_not_allowed(methods)
+
+        return endpoint
 
     # -- fault injection around every handler ---------------------------------------------
 

@@ -13,6 +13,7 @@ from . import _server
 from ._app import build_app
 from ._faults import Faults
 from ._state import Clock, EmulatorStats, State
+from ._trail import Trail
 
 
 class Emulator:
@@ -27,9 +28,13 @@ class Emulator:
         db: SQLite database: ``":memory:"`` (the default) or a file path.
         faults: Faults to start with; none by default. Change :attr:`faults` at any time.
         admin: Serve the control routes under ``/_emulator/`` (``GET``/``PUT faults``,
-            ``GET stats``, ``POST reset``, ``POST replay``); otherwise they are unknown paths.
+            ``GET stats``, ``POST reset``, ``POST replay``, ``POST tamper``); otherwise they are
+            unknown paths.
         clock: Returns the wall-clock time (aware datetime) the emulator judges timestamps by:
             the 7-day/60-minute write window and duration forms of ``since``/``until``.
+        hash_key: The hash-chain key (its raw bytes, as the service uses its secret): rows are
+            then chained with HMAC-SHA256, as in production; without one, unkeyed SHA-256, as in
+            the service's integration tests.
     """
 
     def __init__(
@@ -39,8 +44,10 @@ class Emulator:
         faults: Faults | None = None,
         admin: bool = False,
         clock: Clock | None = None,
+        hash_key: str | bytes | None = None,
     ) -> None:
-        self._state = State(db=db, faults=faults, clock=clock)
+        key = hash_key.encode() if isinstance(hash_key, str) else hash_key
+        self._state = State(db=db, faults=faults, clock=clock, hash_key=key)
         self._app = build_app(self._state, admin=admin)
 
     @property
@@ -93,6 +100,34 @@ class Emulator:
         an event fails the request schema.
         """
         return self._state.insert_events(events)
+
+    @property
+    def export_certificate_pem(self) -> str:
+        """The certificate export signatures are made with (the service never serves its own;
+        the emulator does, so a test can check a signature as an auditor would).
+
+        .. versionadded:: 0.2.0
+        """
+        trail: Trail = self._app.state.trail
+        return trail.signer.certificate_pem
+
+    def tamper_event(self, event_id: str, **changes: Any) -> None:
+        """Change a stored event behind the service's back, for tests of chain verification.
+
+        ``changes`` name columns as the query returns them (``event_data`` a dict,
+        ``event_timestamp`` an aware datetime or RFC 3339 text, ``event_hash`` or
+        ``previous_event_hash`` None for a row written without a hash). The row's hashes are
+        left as they were, so a verification sees the change. Also ``POST /_emulator/tamper``
+        with ``{"event_id": ..., "changes": {...}}`` when ``admin`` is on.
+
+        Raises:
+            KeyError: no stored event has this id.
+            ValueError: a column that cannot be changed, or a value of the wrong type.
+
+        .. versionadded:: 0.2.0
+        """
+        trail: Trail = self._app.state.trail
+        trail.tamper(event_id, changes)
 
     def replay_dead_letters(self) -> int:
         """Replay the dead-letter queue now (unless the database is down); return how many."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from ._events import parse_mapping, to_row
 from ._faults import Faults
+from ._hashchain import HashChain
 from ._store import Store
 
 Clock = Callable[[], datetime]
@@ -56,8 +57,15 @@ def utc_now() -> datetime:
 class State:
     """Shared by the app's handlers; safe to use from any thread."""
 
-    def __init__(self, *, db: str, faults: Faults | None, clock: Clock | None) -> None:
-        self.store = Store(db)
+    def __init__(
+        self,
+        *,
+        db: str,
+        faults: Faults | None,
+        clock: Clock | None,
+        hash_key: bytes | None = None,
+    ) -> None:
+        self.store = Store(db, chain=HashChain(hash_key))
         self.clock: Clock = clock or utc_now
         self._lock = threading.Lock()
         self._faults = faults or Faults()

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._events import WRITTEN_COLUMNS, dump_event, render
+from ._hashchain import HashChain
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_events (
@@ -39,8 +38,9 @@ CREATE TABLE IF NOT EXISTS audit_events (
     actor_ip TEXT,
     retention_days INTEGER NOT NULL,
     is_sensitive INTEGER NOT NULL,
-    event_hash TEXT NOT NULL,
-    previous_event_hash TEXT NOT NULL,
+    event_hash TEXT,
+    previous_event_hash TEXT,
+    hash_algorithm TEXT,
     legal_hold INTEGER NOT NULL DEFAULT 0,
     legal_hold_reason TEXT NOT NULL DEFAULT '',
     legal_hold_placed_by TEXT NOT NULL DEFAULT '',
@@ -52,7 +52,18 @@ CREATE INDEX IF NOT EXISTS audit_events_by_correlation
     ON audit_events (correlation_id, ts_us DESC, event_id DESC);
 CREATE INDEX IF NOT EXISTS audit_events_by_time ON audit_events (ts_us DESC, event_id DESC);
 """
-_INSERT_COLUMNS = (*WRITTEN_COLUMNS, "event_hash", "previous_event_hash", "rendered")
+_INSERT_COLUMNS = (
+    *WRITTEN_COLUMNS,
+    "event_hash",
+    "previous_event_hash",
+    "hash_algorithm",
+    "rendered",
+)
+# The chain's head: the row with the greatest (event_timestamp, event_id), not the last written.
+_HEAD = (
+    "SELECT event_hash FROM audit_events WHERE correlation_id = ? AND event_hash IS NOT NULL "
+    "ORDER BY ts_us DESC, event_id DESC LIMIT 1"
+)
 _INSERT = (
     f"INSERT INTO audit_events ({', '.join(_INSERT_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in _INSERT_COLUMNS)})"
@@ -102,7 +113,8 @@ class Filters:
 class Store:
     """Audit events in SQLite: in memory for ``":memory:"``, else in the file named."""
 
-    def __init__(self, db: str = ":memory:") -> None:
+    def __init__(self, db: str = ":memory:", *, chain: HashChain | None = None) -> None:
+        self.chain = chain or HashChain()
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(db, check_same_thread=False, isolation_level=None)
         if db != ":memory:":
@@ -119,18 +131,15 @@ class Store:
                 for row in rows:
                     cid = row["correlation_id"]
                     if cid not in last:
-                        found = self._conn.execute(
-                            "SELECT event_hash FROM audit_events WHERE correlation_id = ? "
-                            "ORDER BY seq DESC LIMIT 1",
-                            (cid,),
-                        ).fetchone()
+                        found = self._conn.execute(_HEAD, (cid,)).fetchone()
                         last[cid] = found[0] if found else ""
                     values = [row[name] for name in WRITTEN_COLUMNS]
-                    content = json.dumps(values, separators=(",", ":"), ensure_ascii=False)
-                    digest = hashlib.sha256((last[cid] + content).encode()).hexdigest()
-                    # Stored rows never change, so each is rendered once, here, not per query.
+                    digest = self.chain.link(row, last[cid])
+                    # Rows change only through update(), so each is rendered when written.
                     rendered = dump_event(render({**row, **_fresh(digest, last[cid])}))
-                    self._conn.execute(_INSERT, (*values, digest, last[cid], rendered))
+                    self._conn.execute(
+                        _INSERT, (*values, digest, last[cid], self.chain.algorithm, rendered)
+                    )
                     last[cid] = digest
             except BaseException:
                 self._conn.execute("ROLLBACK")
@@ -153,6 +162,57 @@ class Store:
         )
         with self._lock:
             return [text for (text,) in self._conn.execute(sql, [*args, limit, offset])]
+
+    def rows(
+        self,
+        where: str = "",
+        args: Sequence[Any] = (),
+        *,
+        order: str = "ts_us ASC, event_id ASC",
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Whole stored rows (column name to value) matching an SQL condition, in ``order``."""
+        sql = f"SELECT * FROM audit_events{' WHERE ' + where if where else ''} ORDER BY {order}"
+        params = list(args)
+        if limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            params += [limit, offset]
+        with self._lock:
+            cursor = self._conn.execute(sql, params)
+            names = [column[0] for column in cursor.description]
+            return [dict(zip(names, values, strict=True)) for values in cursor]
+
+    def update(self, changes: Mapping[str, Mapping[str, Any]]) -> int:
+        """Change stored columns (by event id) in one transaction, rendering each row again."""
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                for event_id, columns in changes.items():
+                    cursor = self._conn.execute(
+                        "SELECT * FROM audit_events WHERE event_id = ?", (event_id,)
+                    )
+                    names = [column[0] for column in cursor.description]
+                    found = cursor.fetchone()
+                    if found is None:
+                        raise KeyError(event_id)  # noqa: TRY301 - the transaction rolls back
+                    row = {**dict(zip(names, found, strict=True)), **columns}
+                    shown = {
+                        **row,
+                        "event_hash": row["event_hash"] or "",
+                        "previous_event_hash": row["previous_event_hash"] or "",
+                    }
+                    names_set = [*columns, "rendered"]
+                    assignments = ", ".join(f"{name} = ?" for name in names_set)
+                    self._conn.execute(
+                        f"UPDATE audit_events SET {assignments} WHERE event_id = ?",
+                        (*columns.values(), dump_event(render(shown)), event_id),
+                    )
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+        return len(changes)
 
     def close(self) -> None:
         with self._lock:
