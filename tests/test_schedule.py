@@ -15,7 +15,7 @@ from kubernaut_audit._schedule import (
 
 
 def _plan(t: CadenceTracker, now: float, began: float) -> tuple[object, str]:
-    when, kind = t.plan(now, began=began)
+    when, kind = t.predict(now, began=began)
     return when, kind
 
 

@@ -20,11 +20,12 @@ from trio.testing import MockClock
 
 import kubernaut_audit as ka
 from kubernaut_audit import AsyncAuditClient
+from kubernaut_audit._planner import WRITE_ALLOWANCE
 from kubernaut_audit._polling import WaitState
 from kubernaut_audit._query import QueryFilters
 from kubernaut_audit._retry import RetryPolicy
 from kubernaut_audit._schedule import ColdSchedule
-from kubernaut_audit._wait import WRITE_ALLOWANCE, wait_async
+from kubernaut_audit._wait import wait_async
 from kubernaut_audit.models import AuditEvent, AuditEventPage
 
 pytestmark = pytest.mark.anyio
@@ -385,6 +386,26 @@ async def test_on_poll_hook_sees_every_poll(ds: FakeDataStorage, client: AsyncAu
     assert [p.number for p in seen] == list(range(1, got.stats.polls + 1))
     assert seen[-1].matched == 1
     assert seen[0].at == 0.0
+
+
+async def test_poll_records_say_why_each_poll_was_sent(
+    ds: FakeDataStorage, client: AsyncAuditClient
+) -> None:
+    """Each PollRecord names its kind: the first poll, then the cold schedule's due polls."""
+    start = anyio.current_time()
+    ds.add(start + 0.5, event("c1"))
+    seen: list[ka.PollRecord] = []
+    await client.wait_for_audit_events("c1", on_poll=seen.append)
+    assert [p.kind for p in seen] == ["first"] + ["due"] * (len(seen) - 1)
+
+
+async def test_absence_poll_records_are_watch_polls(
+    ds: FakeDataStorage, client: AsyncAuditClient
+) -> None:
+    """An absence check's polls after the first are 'watch' polls."""
+    seen: list[ka.PollRecord] = []
+    await client.assert_no_audit_events("c1", on_poll=seen.append)
+    assert [p.kind for p in seen] == ["first"] + ["watch"] * (len(seen) - 1)
 
 
 async def test_assert_no_audit_events_watches_a_whole_interval(

@@ -22,6 +22,7 @@ from . import _config
 from ._exceptions import AuditError, AuditWaitTimeout, UnexpectedAuditEvents
 from ._expectation import Expectation
 from ._pagination import PageWalker
+from ._planner import Observation
 from ._query import QueryFilters
 from ._retry import RetryPolicy, is_transient
 from ._schedule import CadenceTracker
@@ -29,9 +30,30 @@ from .models import AuditEvent, AuditEventPage
 
 logger = logging.getLogger("kubernaut_audit")
 
+#: Event ids a failure message lists before "(+N more)".
 _SHOW_IDS = 5
 #: A query sent this long before another wait's poll was due answers that poll too (seconds).
 _SHARE_WINDOW = 0.005
+#: Answers kept per client before old ones are swept (a sweep per query past this is cheap).
+_KEEP_ANSWERS = 64
+#: A swept answer is at least this old (seconds): far older than any share window.
+_SWEEP_AGE = 1.0
+#: Each poll's own retries of a transient error: at most this many tries, the first backoff
+#: bound this long (seconds), the bound capped at one flush interval. Within a wait, a poll that
+#: keeps failing is better followed by the next poll than retried harder; the wait's deadline
+#: bounds everything, so the client's ``retry=`` (built for one-off queries) does not apply.
+POLL_RETRY_ATTEMPTS = 3
+POLL_RETRY_INITIAL = 0.1
+
+
+def poll_retry_policy(flush_interval: float) -> RetryPolicy:
+    """The retry policy of a wait's polls (see ``POLL_RETRY_ATTEMPTS``)."""
+    return RetryPolicy(
+        attempts=POLL_RETRY_ATTEMPTS,
+        timeout=math.inf,
+        initial=POLL_RETRY_INITIAL,
+        max_backoff=flush_interval,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +80,14 @@ class PollRecord:
     """The transient error this poll met, if any."""
     shared: bool = False
     """True when another wait's in-flight query answered this poll."""
+    kind: str = ""
+    """Why the poll was sent: ``"first"``; ``"due"`` (while events are due) or ``"backoff"``
+    (once overdue); ``"probe"``, ``"check"`` or ``"decisive"`` (predicted from the writer's
+    learned cadence); ``"settle"`` (the end of ``settle=``'s quiet window); ``"final"`` (just
+    before the deadline); ``"watch"`` (a poll of ``assert_no_audit_events``).
+
+    .. versionadded:: 0.2.0
+    """
 
 
 PollHook = Callable[[PollRecord], None]
@@ -90,8 +120,8 @@ class WaitState:
     def remember(self, cid: str, query: _Inflight) -> None:
         # An answer is shared only while in flight or for _SHARE_WINDOW after it was asked for:
         # older ones are dropped, so memory stays bounded by the waits running now.
-        if len(self.latest) > 64:
-            horizon = query.sent - 1.0
+        if len(self.latest) > _KEEP_ANSWERS:
+            horizon = query.sent - _SWEEP_AGE
             for key in [k for k, q in self.latest.items() if q.done.is_set() and q.sent < horizon]:
                 del self.latest[key]
         self.latest[cid] = query
@@ -198,11 +228,7 @@ class _Poller:
         self.last_error: AuditError | None = None
         self.last_change: float | None = None
         self.first_seen: float | None = None
-        self.prev_sent: float | None = None
-        self.tracker = client._wait_state.tracker(flush_interval)
-        self.retry = RetryPolicy(
-            attempts=3, timeout=math.inf, initial=0.1, max_backoff=flush_interval
-        )
+        self.retry = poll_retry_policy(flush_interval)
         self._query_filters = QueryFilters(correlation_id=expectation.filters.correlation_id)
 
     @property
@@ -214,12 +240,13 @@ class _Poller:
     def matched(self) -> list[AuditEvent]:
         return [e for e in self.seen.values() if self.expectation.matches(e)]
 
-    async def poll(self) -> int | None:
-        """One poll; returns how many events were new, or None when it met a transient error."""
+    async def poll(self, kind: str = "") -> Observation:
+        """One poll (sent for the reason ``kind``): what it saw, for the planner."""
         sent = anyio.current_time()
         error: AuditError | None = None
         new = 0
         shared = False
+        q_sent, q_received = sent, sent
         with anyio.move_on_after(max(self.deadline - sent, 0)) as scope:
             try:
                 events, q_sent, q_received, shared = await _fetch_correlation(
@@ -235,11 +262,6 @@ class _Poller:
                     if key not in self.seen:
                         self.seen[key] = event
                         new += 1
-                if new:
-                    self.tracker.saw_rows(q_received)
-                    if self.prev_sent is not None:
-                        self.tracker.observe(self.prev_sent, q_received)
-                self.prev_sent = q_sent
         now = anyio.current_time()
         if scope.cancelled_caught:
             error = self.last_error or error
@@ -260,12 +282,14 @@ class _Poller:
             by_type=tuple(Counter(e.event_type for e in self.seen.values()).most_common()),
             error=f"{type(error).__name__}: {error}" if error else None,
             shared=shared,
+            kind=kind,
         )
         self.polls.append(record)
         logger.debug(
-            "audit wait %s poll %d: %d event(s), %d new, %d matching%s",
+            "audit wait %s poll %d (%s): %d event(s), %d new, %d matching%s",
             self.correlation_id,
             record.number,
+            kind,
             record.events,
             new,
             record.matched,
@@ -273,7 +297,10 @@ class _Poller:
         )
         if self.on_poll is not None:
             self.on_poll(record)
-        return None if error is not None or scope.cancelled_caught else new
+        answered = anyio.current_time()
+        if error is not None or scope.cancelled_caught:
+            return Observation.failed(sent, answered)
+        return Observation(sent, answered, new, q_sent, q_received)
 
     def elapsed(self) -> float:
         return anyio.current_time() - self.start

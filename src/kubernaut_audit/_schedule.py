@@ -1,4 +1,6 @@
-"""When to poll: pure functions of time, tuned to the audit writer's flush interval.
+"""When to poll, as pure functions of time: the cold schedule, the interface of a writer model
+(:class:`WriterModel`) and the ticker-grid model (:class:`CadenceTracker`). The planner
+(``_planner``) combines them.
 
 Events reach Data Storage in batches on the writer's ticker (ADR-038), so an event emitted
 just before a wait starts becomes visible within one flush interval plus the write time.
@@ -19,15 +21,64 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from typing import Literal, Protocol
 
-#: Due-phase poll period as a fraction of the flush interval.
+#: Due-phase poll period as a fraction of the flush interval: an event is noticed within
+#: 7.75 % of an interval of becoming visible (155 ms at 2 s), at about 14 queries per interval.
 STEP_FRACTION = 0.0775
+#: The due-phase step never goes below this (seconds): a tiny interval must not turn a wait
+#: into a busy loop against the server.
+MIN_STEP = 0.01
+#: Nor above this (seconds): with a long interval, a flush is still noticed within half a second.
+MAX_STEP = 0.5
 #: Windows at most this fraction of the interval wide count as evidence about the phase.
 INFORMATIVE_FRACTION = 0.25
+#: A phase estimate wider than this fraction of the interval predicts too little to act on.
+CONFIDENT_FRACTION = 0.25
 #: How long after the predicted flush a poll is sent (seconds).
 PREDICTION_MARGIN = 0.004
 #: How long before a predicted window a staleness check is sent (seconds).
 CHECK_LEAD = 0.03
+#: Write moments jitter by a few milliseconds (the writer's POST, the server's insert): a narrow
+#: window this close beside the estimate still agrees with it (seconds).
+TOLERANCE = 0.012
+#: Agreeing windows (from different turns of the grid) before predictions are trusted.
+CONFIRMATIONS = 3
+#: A window narrower than this (seconds) is not probed further: the decisive poll sent after it
+#: is at most this late.
+TARGET_WIDTH = 0.025
+#: Without a narrow observation for this many intervals, the estimate may be stale: a check is
+#: sent before the next predicted window.
+STALE_AFTER_INTERVALS = 1.5
+
+#: What a predicted poll expects to see (the planner judges the prediction by it):
+#: ``"probe"`` anything (it narrows the estimate), ``"check"`` nothing new (new rows there came
+#: off the prediction), ``"decisive"`` the predicted rows (finding none disproves it).
+PredictionKind = Literal["probe", "check", "decisive"]
+
+
+class WriterModel(Protocol):
+    """What the planner knows of how a writer makes rows visible: learned from observations,
+    asked for predictions. :class:`CadenceTracker` (a ticker's grid) is one such model.
+    """
+
+    @property
+    def confident(self) -> bool:
+        """Whether predictions may be followed now."""
+        ...
+
+    def rows_appeared(self, after: float | None, until: float, count: int) -> None:
+        """``count`` rows no poll had shown became visible at a moment in ``(after, until]``
+        (``after`` None: not known); event-loop times."""
+        ...
+
+    def missed(self) -> None:
+        """A prediction did not hold: distrust the model until it is confirmed again."""
+        ...
+
+    def predict(self, now: float, began: float) -> tuple[float, PredictionKind]:
+        """When to poll next, and what that poll expects, for a wait that began at ``began``."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +90,7 @@ class ColdSchedule:
 
     @property
     def step(self) -> float:
-        return min(max(self.flush_interval * STEP_FRACTION, 0.01), 0.5)
+        return min(max(self.flush_interval * STEP_FRACTION, MIN_STEP), MAX_STEP)
 
     @property
     def due_for(self) -> float:
@@ -62,6 +113,7 @@ class ColdSchedule:
         if nxt <= origin + self.due_for:
             return nxt
         bound = min(self.cap, self.step * 2 ** (overdue_polls + 1))
+        # Never sooner than half a step: jitter spreads polls out, it must not bunch them.
         return last_poll + max(rng.uniform(0.0, bound), self.step / 2)
 
 
@@ -76,9 +128,9 @@ class CadenceTracker:
         self,
         interval: float,
         *,
-        tolerance: float = 0.012,
-        confident_after: int = 3,
-        target_width: float = 0.025,
+        tolerance: float = TOLERANCE,
+        confident_after: int = CONFIRMATIONS,
+        target_width: float = TARGET_WIDTH,
     ) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
@@ -99,7 +151,7 @@ class CadenceTracker:
         return (
             self.lo is not None
             and self.agreeing >= self.confident_after
-            and self.width <= self.interval / 4
+            and self.width <= self.interval * CONFIDENT_FRACTION
         )
 
     def observe(self, after: float, until: float) -> None:
@@ -153,6 +205,12 @@ class CadenceTracker:
                 his.append(hi)
         return (min(los), max(his)) if los else None
 
+    def rows_appeared(self, after: float | None, until: float, count: int) -> None:
+        """New rows became visible in ``(after, until]``: a window on the grid's phase."""
+        self.saw_rows(until)
+        if after is not None:
+            self.observe(after, until)
+
     def saw_rows(self, at: float) -> None:
         """A poll answered at ``at`` showed rows no poll had shown before."""
         self.last_rows = at if self.last_rows is None else max(self.last_rows, at)
@@ -174,7 +232,7 @@ class CadenceTracker:
         start = self.lo + k * self.interval
         return start, start + self.width
 
-    def plan(self, now: float, began: float) -> tuple[float, str]:
+    def predict(self, now: float, began: float) -> tuple[float, PredictionKind]:
         """When to poll next to catch the next flush with the least lateness, for a wait that
         began at ``began``, and the kind of that poll:
 
@@ -191,7 +249,10 @@ class CadenceTracker:
         seen = self.last_rows
         if seen is not None and seen <= began and start - self.tolerance <= seen:
             start, end = start + self.interval, end + self.interval
-        stale = self.last_narrow is None or now - self.last_narrow > 1.5 * self.interval
+        stale = (
+            self.last_narrow is None
+            or now - self.last_narrow > STALE_AFTER_INTERVALS * self.interval
+        )
         check = start - CHECK_LEAD
         if stale and check > now:
             return check, "check"

@@ -6,7 +6,6 @@ an explanation (``_polling``). They take any :class:`~._polling.WaitClient`, nev
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Unpack
@@ -15,14 +14,16 @@ import anyio
 
 from ._exceptions import AuditWaitTimeout, UnexpectedAuditEvents
 from ._expectation import Criteria, Expectation, Selection
+from ._planner import WRITE_ALLOWANCE, AbsencePlanner, Poll, WaitPlanner
 from ._polling import PollHook, PollRecord, WaitClient, _chronological, _Poller
-from ._schedule import ColdSchedule
 from .models import AuditEvent
 
-#: Time allowed for the writer's POST to complete after its ticker fires (seconds).
-WRITE_ALLOWANCE = 0.25
-#: The last poll of a wait is sent this long before the deadline, so it can still count.
-_FINAL_POLL_GUARD = 0.05
+#: Intervals in the default timeout: one for the ticker to fire, one for a set split across two
+#: flushes, one of slack.
+TIMEOUT_INTERVALS = 3
+#: Seconds added to the default timeout: the writer's own retries of a failed write (about
+#: 1 s + 2 s) on a slow machine.
+TIMEOUT_SLACK = 5.0
 
 
 def default_timeout(flush_interval: float) -> float:
@@ -31,7 +32,7 @@ def default_timeout(flush_interval: float) -> float:
     One interval for the ticker to fire, one for a set split across two flushes, one of slack,
     and 5 s for the writer's own retries of a failed write (about 1 s + 2 s) on a slow machine.
     """
-    return 3 * flush_interval + 5.0
+    return TIMEOUT_INTERVALS * flush_interval + TIMEOUT_SLACK
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +99,6 @@ async def wait_async(
         timeout = default_timeout(interval)
     elif not timeout > 0:
         raise ValueError(f"timeout must be positive, got {timeout!r}")
-    cold = ColdSchedule(interval, WRITE_ALLOWANCE)
     p = _Poller(
         client,
         expectation,
@@ -106,59 +106,34 @@ async def wait_async(
         deadline=anyio.current_time() + timeout,
         on_poll=on_poll,
     )
-    rng = random.Random()
-    predicting = p.tracker.confident
-    origin = p.start
-    overdue = 0
+    planner = WaitPlanner(
+        start=p.start,
+        deadline=p.deadline,
+        flush_interval=interval,
+        model=client._wait_state.tracker(interval),
+        settle=settle,
+    )
     satisfied_at: float | None = None
-    settle_until: float | None = None
-    next_at = p.start
-    kind = ""
-    final = False
-
+    step: Poll = planner.first()
     while True:
-        await anyio.sleep_until(next_at)
-        sent = anyio.current_time()
-        new = await p.poll()
-        now = anyio.current_time()
+        await anyio.sleep_until(step.at)
+        seen = await p.poll(step.kind)
         matched = p.matched()
         problem = expectation.excess(matched, exact_types=settle)
         if problem is not None:
+            planner.observe(seen)
             raise p.failure(UnexpectedAuditEvents, f"unexpected audit events ({problem})")
-        if not expectation.unmet(matched):
-            if satisfied_at is None:
-                satisfied_at = now - p.start
-            if not settle:
-                return _result(p, matched, satisfied_at)
-            if settle_until is None or new:
-                settle_until = min(now + cold.due_for, p.deadline - _FINAL_POLL_GUARD)
-            if now >= settle_until or final:
-                return _result(p, matched, satisfied_at)
-            next_at = settle_until
-            continue
-        if final or now >= p.deadline:
-            raise p.failure(AuditWaitTimeout, "timed out waiting for audit events")
-        if predicting and (
-            new is None or (kind == "decisive" and not new) or (kind == "check" and new)
-        ):
-            # Rows off the predicted grid, a missed prediction, or a failing server: distrust
-            # the estimate and follow the cold schedule from here.
-            if new is not None:
-                p.tracker.missed()
-            predicting, origin, overdue = False, now, 0
-        kind = ""
-        if predicting:
-            next_at, kind = p.tracker.plan(now, p.start)
+        satisfied = not expectation.unmet(matched)
+        if satisfied and satisfied_at is None:
+            satisfied_at = seen.answered - p.start
+        following = planner.next(seen, satisfied=satisfied)
+        if isinstance(following, Poll):
+            step = following
+        elif following.reason == "satisfied":
+            assert satisfied_at is not None
+            return _result(p, matched, satisfied_at)
         else:
-            next_at = cold.next_poll(origin=origin, last_poll=sent, overdue_polls=overdue, rng=rng)
-            if next_at > origin + cold.due_for:
-                overdue += 1
-        # Never ask again sooner than the server took to answer: a slow or saturated server is
-        # not helped by more queries (a no-op against a healthy one, which answers in ms).
-        next_at = max(next_at, now + (now - sent))
-        latest = p.deadline - _FINAL_POLL_GUARD
-        if next_at >= latest:
-            next_at, final = max(latest, now), True
+            raise p.failure(AuditWaitTimeout, "timed out waiting for audit events")
 
 
 def _interval(flush_interval: float | None, client: WaitClient) -> float:
@@ -204,18 +179,26 @@ async def assert_none_async(
         deadline=end + default_timeout(interval),
         on_poll=on_poll,
     )
-    step = interval / 2
-    next_at = start
+    planner = AbsencePlanner(
+        start=start,
+        end=end,
+        deadline=p.deadline,
+        flush_interval=interval,
+        model=client._wait_state.tracker(interval),
+    )
+    step: Poll = planner.first()
     while True:
-        await anyio.sleep_until(next_at)
-        new = await p.poll()
+        await anyio.sleep_until(step.at)
+        seen = await p.poll(step.kind)
         if p.matched():
+            planner.observe(seen)
             raise p.failure(UnexpectedAuditEvents, "audit events arrived where none were expected")
-        now = anyio.current_time()
-        if now >= end and new is not None:
+        following = planner.next(seen)
+        if isinstance(following, Poll):
+            step = following
+        elif following.reason == "satisfied":
             return
-        if now >= p.deadline:
+        else:
             raise p.failure(
                 AuditWaitTimeout, "could not confirm the absence of audit events (polls failed)"
             )
-        next_at = min(now + step, end) if now < end else now + step

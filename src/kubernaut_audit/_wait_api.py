@@ -28,6 +28,9 @@ def wait_for_audit_events(
     Blocks with an :class:`AuditClient`; returns an awaitable with an :class:`AsyncAuditClient`.
     Only events of ``correlation_id`` are ever considered. The first query goes out at once;
     later ones follow a schedule built from the writer's ``flush_interval`` (see the README).
+    A poll that meets a transient error is retried at most 3 times (backoff from 0.1 s, capped
+    at one flush interval) within the wait's timeout; the client's ``retry=`` governs its other
+    requests, not the polls of a wait.
 
     Args:
         correlation_id: required and non-empty.
