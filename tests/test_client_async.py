@@ -19,9 +19,7 @@ from kubernaut_audit import (
     BadRequestError,
     BatchPartiallyStoredError,
     ConfigurationError,
-    DataStorageConnectionError,
     DataStorageError,
-    DataStorageTimeoutError,
     EventCategory,
     NotFoundError,
     PayloadTooLargeError,
@@ -32,6 +30,8 @@ from kubernaut_audit import (
     ResponseValidationError,
     RetryPolicy,
     ServerError,
+    TransportConnectionError,
+    TransportTimeoutError,
     UnprocessableEntityError,
 )
 
@@ -403,14 +403,14 @@ class _Broken(httpx.AsyncByteStream):
 
 
 async def test_body_broken_mid_stream_retried_then_connection_error() -> None:
-    """A body cut off mid-stream is retried, then raises DataStorageConnectionError."""
+    """A body cut off mid-stream is retried, then raises TransportConnectionError."""
     server = Server(
         lambda _: httpx.Response(
             200, stream=_Broken(), headers={"content-type": "application/json"}
         )
     )
     async with server.client(retry=RetryPolicy(attempts=3, initial=0.0)) as client:
-        with pytest.raises(DataStorageConnectionError) as info:
+        with pytest.raises(TransportConnectionError) as info:
             await client.query_audit_events()
     assert len(server.requests) == 3
     assert isinstance(info.value.__cause__, httpx.RemoteProtocolError)
@@ -533,7 +533,7 @@ async def test_write_not_retried_after_read_timeout(request_event: EventFactory)
 
     server = Server(hang, created)
     async with server.client() as client:
-        with pytest.raises(DataStorageTimeoutError):
+        with pytest.raises(TransportTimeoutError):
             await client.create_audit_event(request_event())
     assert len(server.requests) == 1
 

@@ -10,11 +10,11 @@ import pydantic
 import pytest
 
 from kubernaut_audit import (
-    DataStorageTimeoutError,
     RequestInfo,
     ResponseDecodeError,
     ResponseValidationError,
     RetryPolicy,
+    TransportTimeoutError,
 )
 from kubernaut_audit._core import (
     ACCEPT,
@@ -142,7 +142,7 @@ def test_timeout_cut_to_the_time_left() -> None:
 
 def test_no_time_left_is_a_timeout_before_sending() -> None:
     """A deadline already passed raises a timeout error that says nothing was sent."""
-    with pytest.raises(DataStorageTimeoutError) as info:
+    with pytest.raises(TransportTimeoutError) as info:
         bounded_timeout(httpx.Timeout(10.0), deadline=100.0, now=100.0, request=INFO)
     assert info.value.request_sent is False
     assert info.value.request == INFO

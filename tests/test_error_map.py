@@ -12,9 +12,7 @@ import pytest
 from kubernaut_audit import (
     AuthenticationError,
     BadRequestError,
-    DataStorageConnectionError,
     DataStorageError,
-    DataStorageTimeoutError,
     NotFoundError,
     PayloadTooLargeError,
     PermissionDeniedError,
@@ -22,6 +20,8 @@ from kubernaut_audit import (
     RequestInfo,
     ResponseTooLargeError,
     ServerError,
+    TransportConnectionError,
+    TransportTimeoutError,
     UnprocessableEntityError,
 )
 from kubernaut_audit._error_map import (
@@ -177,14 +177,14 @@ REQUEST = httpx.Request("GET", "http://ds.test/")
 @pytest.mark.parametrize(
     ("exc", "cls", "sent"),
     [
-        (httpx.ConnectError("refused", request=REQUEST), DataStorageConnectionError, False),
-        (httpx.ConnectTimeout("slow", request=REQUEST), DataStorageTimeoutError, False),
-        (httpx.PoolTimeout("busy", request=REQUEST), DataStorageTimeoutError, False),
-        (httpx.ReadTimeout("late", request=REQUEST), DataStorageTimeoutError, True),
-        (httpx.WriteTimeout("late", request=REQUEST), DataStorageTimeoutError, True),
-        (httpx.RemoteProtocolError("cut", request=REQUEST), DataStorageConnectionError, True),
-        (httpx.ReadError("reset", request=REQUEST), DataStorageConnectionError, True),
-        (httpx.StreamClosed(), DataStorageConnectionError, True),
+        (httpx.ConnectError("refused", request=REQUEST), TransportConnectionError, False),
+        (httpx.ConnectTimeout("slow", request=REQUEST), TransportTimeoutError, False),
+        (httpx.PoolTimeout("busy", request=REQUEST), TransportTimeoutError, False),
+        (httpx.ReadTimeout("late", request=REQUEST), TransportTimeoutError, True),
+        (httpx.WriteTimeout("late", request=REQUEST), TransportTimeoutError, True),
+        (httpx.RemoteProtocolError("cut", request=REQUEST), TransportConnectionError, True),
+        (httpx.ReadError("reset", request=REQUEST), TransportConnectionError, True),
+        (httpx.StreamClosed(), TransportConnectionError, True),
     ],
 )
 def test_httpx_failure_mapped(exc: Exception, cls: type[Exception], sent: bool) -> None:

@@ -36,8 +36,8 @@ def test_every_exception_under_audit_error(name: str) -> None:
     [
         (ka.BadRequestError, DataStorageError),
         (ka.ServerError, DataStorageError),
-        (ka.DataStorageConnectionError, ka.TransportError),
-        (ka.DataStorageTimeoutError, ka.TransportError),
+        (ka.TransportConnectionError, ka.TransportError),
+        (ka.TransportTimeoutError, ka.TransportError),
         (ResponseTooLargeError, ResponseDecodeError),
         (ConfigurationError, ValueError),
         (ka.AuditWaitError, AssertionError),

@@ -21,10 +21,10 @@ from kubernaut_audit import (
     AsyncAuditClient,
     AuditClient,
     AuditWaitTimeout,
-    DataStorageTimeoutError,
     RetryDetails,
     RetryPolicy,
     ServerError,
+    TransportTimeoutError,
 )
 from kubernaut_audit.emulator import Emulator, Faults
 
@@ -91,7 +91,7 @@ async def test_query_trickled_one_byte_at_a_time_fails_at_the_retry_budget() -> 
             base_url=server.url, timeout=0.3, retry=RetryPolicy(timeout=1.0)
         ) as client:
             start = time.monotonic()
-            with pytest.raises(DataStorageTimeoutError):
+            with pytest.raises(TransportTimeoutError):
                 await client.query_audit_events(correlation_id="rr-slow")
             elapsed = time.monotonic() - start
         stop.set()

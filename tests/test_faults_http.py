@@ -36,7 +36,6 @@ from kubernaut_audit import (
     AsyncAuditClient,
     AuthenticationError,
     BadRequestError,
-    DataStorageConnectionError,
     DataStorageError,
     NotFoundError,
     PermissionDeniedError,
@@ -48,6 +47,7 @@ from kubernaut_audit import (
     RetryHook,
     RetryPolicy,
     ServerError,
+    TransportConnectionError,
     UnprocessableEntityError,
 )
 from kubernaut_audit.emulator import Emulator, Faults, make_event
@@ -280,12 +280,12 @@ async def test_two_clients_failing_together_do_not_retry_in_lockstep() -> None:
 
 @loopback
 async def test_connection_refused_is_retried_then_a_connection_error() -> None:
-    """Nothing listening: each try is refused, retried, and a DataStorageConnectionError ends
+    """Nothing listening: each try is refused, retried, and a TransportConnectionError ends
     it, marked as never sent."""
     seen: list[RetryDetails] = []
     url = f"http://127.0.0.1:{free_port()}"
     async with AsyncAuditClient(base_url=url, retry=FAST, retry_hooks=[seen.append]) as client:
-        with pytest.raises(DataStorageConnectionError) as info:
+        with pytest.raises(TransportConnectionError) as info:
             await client.query_audit_events(correlation_id="rr-8")
     assert [d.attempt for d in seen] == [1, 2]
     assert info.value.request_sent is False
@@ -299,13 +299,13 @@ def _reset(conn: socket.socket) -> None:
 @loopback
 async def test_connection_reset_is_retried_then_a_connection_error_leaving_nothing_open() -> None:
     """A server resetting every connection: each try on a new connection, retried, then
-    DataStorageConnectionError, and no connection left open."""
+    TransportConnectionError, and no connection left open."""
     seen: list[RetryDetails] = []
     with RawServer(_reset).running() as server:
         async with AsyncAuditClient(
             base_url=server.url, retry=FAST, retry_hooks=[seen.append]
         ) as client:
-            with pytest.raises(DataStorageConnectionError):
+            with pytest.raises(TransportConnectionError):
                 await client.query_audit_events(correlation_id="rr-8")
             assert established(server.port) == 0
     assert [d.attempt for d in seen] == [1, 2]
@@ -315,14 +315,14 @@ async def test_connection_reset_is_retried_then_a_connection_error_leaving_nothi
 @loopback
 async def test_dropped_connection_is_retried_then_a_connection_error_leaving_nothing_open() -> None:
     """The emulator dropping every connection mid-body: retried, then
-    DataStorageConnectionError, and the client holds no connection to it."""
+    TransportConnectionError, and the client holds no connection to it."""
     emu = Emulator(faults=Faults(drop_connection_rate=1.0, routes=("query",)))
     planted(emu, "rr-8")
     seen: list[RetryDetails] = []
     with emu.serve_in_thread() as url:
         port = int(url.rsplit(":", 1)[1])
         async with AsyncAuditClient(base_url=url, retry=FAST, retry_hooks=[seen.append]) as client:
-            with pytest.raises(DataStorageConnectionError):
+            with pytest.raises(TransportConnectionError):
                 await client.query_audit_events(correlation_id="rr-8")
             assert established(port) == 0
             emu.faults = Faults()
@@ -337,14 +337,14 @@ async def test_dropped_connection_is_retried_then_a_connection_error_leaving_not
 
 @loopback
 async def test_truncated_body_is_retried_then_a_typed_error() -> None:
-    """A Content-Length larger than the body sent: retried, then DataStorageConnectionError."""
+    """A Content-Length larger than the body sent: retried, then TransportConnectionError."""
     emu = Emulator(faults=Faults(truncated_body_rate=1.0, routes=("query",)))
     planted(emu, "rr-9")
     seen: list[RetryDetails] = []
     with emu.serve_in_thread() as url:
         port = int(url.rsplit(":", 1)[1])
         async with AsyncAuditClient(base_url=url, retry=FAST, retry_hooks=[seen.append]) as client:
-            with pytest.raises(DataStorageConnectionError) as info:
+            with pytest.raises(TransportConnectionError) as info:
                 await client.query_audit_events(correlation_id="rr-9")
             assert established(port) == 0
     assert len(seen) == 2

@@ -13,9 +13,9 @@ import pytest
 from kubernaut_audit import (
     AuthenticationError,
     BatchPartiallyStoredError,
-    DataStorageConnectionError,
     RequestInfo,
     ServerError,
+    TransportConnectionError,
 )
 from kubernaut_audit._core import Response
 from kubernaut_audit._operations import (
@@ -136,12 +136,12 @@ def test_ready_reads_200_as_ready() -> None:
     ("error", "not_ready"),
     [
         (ServerError("x", request=INFO, status_code=503), True),
-        (DataStorageConnectionError("x", request=INFO), True),
+        (TransportConnectionError("x", request=INFO), True),
         (ServerError("x", request=INFO, status_code=500), False),
         (AuthenticationError("x", request=INFO, status_code=401), False),
     ],
 )
 def test_which_errors_mean_not_ready(error: Exception, not_ready: bool) -> None:
     """A 503 or no answer at all means 'not ready'; other errors are errors."""
-    assert isinstance(error, ServerError | AuthenticationError | DataStorageConnectionError)
+    assert isinstance(error, ServerError | AuthenticationError | TransportConnectionError)
     assert means_not_ready(error) is not_ready

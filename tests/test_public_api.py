@@ -56,3 +56,31 @@ def test_import_does_not_import_pytest() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == ""
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("DataStorageConnectionError", "TransportConnectionError"),
+        ("DataStorageTimeoutError", "TransportTimeoutError"),
+        ("AuditEvents", "WaitResult"),
+    ],
+)
+def test_renamed_names_warn_and_give_the_new_object(old: str, new: str) -> None:
+    """A deprecated name still works for one release: it warns and is the renamed object."""
+    with pytest.warns(DeprecationWarning, match=f"{old} is deprecated.*{new}"):
+        obj = getattr(kubernaut_audit, old)
+    assert obj is getattr(kubernaut_audit, new)
+
+
+@pytest.mark.parametrize("old", ["DataStorageConnectionError", "DataStorageTimeoutError"])
+def test_renamed_names_are_not_in_all(old: str) -> None:
+    """Deprecated names are not exported by a star import."""
+    assert old not in kubernaut_audit.__all__
+
+
+def test_transport_errors_say_what_they_are() -> None:
+    """Connection and timeout errors are TransportErrors, not DataStorageErrors."""
+    for cls in (kubernaut_audit.TransportConnectionError, kubernaut_audit.TransportTimeoutError):
+        assert issubclass(cls, kubernaut_audit.TransportError)
+        assert not issubclass(cls, kubernaut_audit.DataStorageError)

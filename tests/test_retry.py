@@ -18,12 +18,12 @@ import pytest
 from kubernaut_audit import (
     AsyncAuditClient,
     BadRequestError,
-    DataStorageConnectionError,
     DataStorageError,
     RequestInfo,
     RetryDetails,
     RetryPolicy,
     ServerError,
+    TransportConnectionError,
 )
 from kubernaut_audit._retry import backoff, call_with_retry, is_transient
 
@@ -118,14 +118,14 @@ async def test_attempts_bounded_and_last_error_raised() -> None:
 
 @pytest.mark.anyio
 async def test_connect_error_retried_then_connection_error() -> None:
-    """A refused connection is retried, then raised as DataStorageConnectionError."""
+    """A refused connection is retried, then raised as TransportConnectionError."""
 
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
     server = Flaky(refuse)
     async with client_for(server, attempts=3, initial=0.0) as client:
-        with pytest.raises(DataStorageConnectionError) as info:
+        with pytest.raises(TransportConnectionError) as info:
             await client.query_audit_events()
     assert server.count == 3
     assert info.value.request_sent is False
@@ -292,10 +292,10 @@ def test_backoff_bound_grows_then_caps(attempt: int) -> None:
 
 def test_transport_error_on_write_retried_only_if_unsent() -> None:
     """A write is retried after a transport error only when the request was never sent."""
-    from kubernaut_audit import DataStorageTimeoutError
+    from kubernaut_audit import TransportTimeoutError
 
-    unsent = DataStorageConnectionError("refused", request=INFO, request_sent=False)
-    sent = DataStorageTimeoutError("read timeout", request=INFO)
+    unsent = TransportConnectionError("refused", request=INFO, request_sent=False)
+    sent = TransportTimeoutError("read timeout", request=INFO)
     assert is_transient(unsent, idempotent=False)
     assert not is_transient(sent, idempotent=False)
     assert is_transient(sent, idempotent=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from ._chain import ChainBreak, ChainVerification, compute_event_hash, verify_event_chain
@@ -14,9 +15,7 @@ from ._exceptions import (
     BadRequestError,
     BatchPartiallyStoredError,
     ConfigurationError,
-    DataStorageConnectionError,
     DataStorageError,
-    DataStorageTimeoutError,
     NotFoundError,
     PayloadTooLargeError,
     PermissionDeniedError,
@@ -26,7 +25,9 @@ from ._exceptions import (
     ResponseTooLargeError,
     ResponseValidationError,
     ServerError,
+    TransportConnectionError,
     TransportError,
+    TransportTimeoutError,
     UnexpectedAuditEvents,
     UnprocessableEntityError,
 )
@@ -34,7 +35,7 @@ from ._payloads import PayloadRegistry
 from ._polling import PollRecord
 from ._retry import RetryDetails, RetryHook, RetryPolicy
 from ._sync import AuditClient
-from ._wait import AuditEvents, WaitStats, default_timeout
+from ._wait import WaitResult, WaitStats, default_timeout
 from ._wait_api import assert_no_audit_events, wait_for_audit_events
 from .models import (
     AuditEvent,
@@ -53,7 +54,6 @@ __all__ = [
     "AuditEvent",
     "AuditEventPage",
     "AuditEventRequest",
-    "AuditEvents",
     "AuditWaitError",
     "AuditWaitTimeout",
     "AuthenticationError",
@@ -64,9 +64,7 @@ __all__ = [
     "ChainVerification",
     "ConfigurationError",
     "CreateResult",
-    "DataStorageConnectionError",
     "DataStorageError",
-    "DataStorageTimeoutError",
     "EventCategory",
     "EventOutcome",
     "NotFoundError",
@@ -83,9 +81,12 @@ __all__ = [
     "RetryHook",
     "RetryPolicy",
     "ServerError",
+    "TransportConnectionError",
     "TransportError",
+    "TransportTimeoutError",
     "UnexpectedAuditEvents",
     "UnprocessableEntityError",
+    "WaitResult",
     "WaitStats",
     "assert_no_audit_events",
     "compute_event_hash",
@@ -102,9 +103,28 @@ for _name in __all__:
 del _name, _obj
 
 
+#: Deprecated in 0.2.0, removed in 0.3.0: old name -> new name (the same object).
+_RENAMED = {
+    # Neither is a DataStorageError (an error answer): both are TransportErrors (no answer).
+    "DataStorageConnectionError": "TransportConnectionError",
+    "DataStorageTimeoutError": "TransportTimeoutError",
+    # One letter from AuditEvent.
+    "AuditEvents": "WaitResult",
+}
+
+
 def __getattr__(name: str) -> Any:
     if name == "__version__":
         from importlib.metadata import version
 
         return version("kubernaut-audit")
+    if name in _RENAMED:
+        new = _RENAMED[name]
+        warnings.warn(
+            f"kubernaut_audit.{name} is deprecated and will be removed in 0.3.0; "
+            f"use kubernaut_audit.{new} (the same class)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return globals()[new]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

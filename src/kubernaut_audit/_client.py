@@ -45,7 +45,7 @@ from ._payloads import PayloadRegistry
 from ._polling import WaitState
 from ._query import AuditFilters, QueryFilters, check_page_bounds, make_filters
 from ._retry import NO_RETRY, RetryHook, RetryPolicy, call_with_retry, log_retry
-from ._wait import AbsenceOptions, AuditEvents, WaitOptions, assert_none_async, wait_async
+from ._wait import AbsenceOptions, WaitOptions, WaitResult, assert_none_async, wait_async
 from .models import AuditEvent, AuditEventPage, BatchResult, CreateResult
 
 logger = logging.getLogger("kubernaut_audit")
@@ -411,7 +411,7 @@ class AsyncAuditClient:
 
     async def wait_for_audit_events(
         self, correlation_id: str, **options: Unpack[WaitOptions]
-    ) -> AuditEvents:
+    ) -> WaitResult:
         """Wait for audit events of ``correlation_id``; see :func:`wait_for_audit_events`.
 
         .. versionadded:: 0.1.0

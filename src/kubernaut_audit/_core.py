@@ -87,7 +87,7 @@ def bounded_timeout(
     """The client's timeouts, each cut to the time left before ``deadline`` (event-loop time).
 
     Raises:
-        DataStorageTimeoutError: no time is left (nothing was sent).
+        TransportTimeoutError: no time is left (nothing was sent).
     """
     if deadline is None:
         return timeout

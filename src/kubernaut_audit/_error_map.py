@@ -14,12 +14,12 @@ import pydantic
 
 from ._config import EXCERPT_BYTES
 from ._exceptions import (
-    DataStorageConnectionError,
     DataStorageError,
-    DataStorageTimeoutError,
     RequestInfo,
     ResponseTooLargeError,
+    TransportConnectionError,
     TransportError,
+    TransportTimeoutError,
     status_error_class,
 )
 from ._generated.models import RFC7807Problem
@@ -109,23 +109,23 @@ def transport_error(
     connect, or no pooled connection free): nothing reached the server.
     """
     if isinstance(exc, httpx.ConnectError):
-        return DataStorageConnectionError(
+        return TransportConnectionError(
             f"could not reach Data Storage for {request}: {type(exc).__name__}: {exc}",
             request=request,
             request_sent=False,
         )
     if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
-        return DataStorageTimeoutError(
+        return TransportTimeoutError(
             f"could not reach Data Storage for {request}: {type(exc).__name__}: {exc}",
             request=request,
             request_sent=False,
         )
     if isinstance(exc, httpx.TimeoutException):
-        return DataStorageTimeoutError(
+        return TransportTimeoutError(
             f"timed out waiting for Data Storage on {request}: {type(exc).__name__}",
             request=request,
         )
-    return DataStorageConnectionError(
+    return TransportConnectionError(
         f"connection to Data Storage broke during {request}: {type(exc).__name__}: {exc}",
         request=request,
     )
@@ -133,16 +133,14 @@ def transport_error(
 
 def deadline_passed(request: RequestInfo) -> TransportError:
     """The error of a try the deadline cut short while it was waiting for the answer."""
-    return DataStorageTimeoutError(
+    return TransportTimeoutError(
         f"Data Storage did not finish answering {request} before the deadline", request=request
     )
 
 
 def no_time_left(request: RequestInfo) -> TransportError:
     """The error of a try that could not start: the deadline had passed (nothing was sent)."""
-    return DataStorageTimeoutError(
-        f"no time left for {request}", request=request, request_sent=False
-    )
+    return TransportTimeoutError(f"no time left for {request}", request=request, request_sent=False)
 
 
 def declared_too_large(headers: Mapping[str, str], max_bytes: int) -> bool:

@@ -5,8 +5,8 @@
     AuditError
     ├── ConfigurationError            (also ValueError) no server address, bad settings
     ├── TransportError                the request did not get an HTTP answer
-    │   ├── DataStorageConnectionError    refused, reset, DNS, dropped mid-body
-    │   └── DataStorageTimeoutError       connect/read/write/pool timeout
+    │   ├── TransportConnectionError      refused, reset, DNS, dropped mid-body
+    │   └── TransportTimeoutError         connect/read/write/pool timeout
     ├── DataStorageError              the server answered with an error status
     │   ├── BadRequestError               400
     │   ├── AuthenticationError           401
@@ -42,9 +42,7 @@ __all__ = [
     "BadRequestError",
     "BatchPartiallyStoredError",
     "ConfigurationError",
-    "DataStorageConnectionError",
     "DataStorageError",
-    "DataStorageTimeoutError",
     "NotFoundError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
@@ -54,7 +52,9 @@ __all__ = [
     "ResponseTooLargeError",
     "ResponseValidationError",
     "ServerError",
+    "TransportConnectionError",
     "TransportError",
+    "TransportTimeoutError",
     "UnexpectedAuditEvents",
     "UnprocessableEntityError",
 ]
@@ -114,12 +114,22 @@ class TransportError(AuditError):
         self.request_sent = request_sent
 
 
-class DataStorageConnectionError(TransportError):
-    """Could not connect, or the connection broke before the response was complete."""
+class TransportConnectionError(TransportError):
+    """Could not connect, or the connection broke before the response was complete.
+
+    .. versionadded:: 0.2.0
+       Replaces ``DataStorageConnectionError`` (deprecated; the same class), whose name
+       promised a :class:`DataStorageError` it is not.
+    """
 
 
-class DataStorageTimeoutError(TransportError):
-    """A connect, read, write or pool timeout expired."""
+class TransportTimeoutError(TransportError):
+    """A connect, read, write or pool timeout expired.
+
+    .. versionadded:: 0.2.0
+       Replaces ``DataStorageTimeoutError`` (deprecated; the same class), whose name
+       promised a :class:`DataStorageError` it is not.
+    """
 
 
 class DataStorageError(AuditError):

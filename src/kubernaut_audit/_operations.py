@@ -16,9 +16,9 @@ from ._core import Operation, Response, decode, dump_json
 from ._exceptions import (
     AuditError,
     BatchPartiallyStoredError,
-    DataStorageConnectionError,
     DataStorageError,
-    DataStorageTimeoutError,
+    TransportConnectionError,
+    TransportTimeoutError,
 )
 from ._generated.models import (
     AsyncAcceptanceResponse,
@@ -166,4 +166,4 @@ def means_not_ready(error: AuditError) -> bool:
     """Whether a readiness probe's error is an answer: a 503, or nothing answering at all."""
     if isinstance(error, DataStorageError):
         return error.status_code == 503
-    return isinstance(error, DataStorageConnectionError | DataStorageTimeoutError)
+    return isinstance(error, TransportConnectionError | TransportTimeoutError)

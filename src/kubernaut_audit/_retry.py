@@ -32,7 +32,7 @@ class RetryPolicy:
     Args:
         attempts: total tries, the first included.
         timeout: total seconds across all tries and backoff; no sleep starts past it, and a try
-            still running then fails with ``DataStorageTimeoutError``.
+            still running then fails with ``TransportTimeoutError``.
         initial: upper bound of the first backoff (full jitter: uniform in ``[0, bound]``).
         max_backoff: cap of the exponentially growing bound.
         max_retry_after: cap on a server's ``Retry-After``.

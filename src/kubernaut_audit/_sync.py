@@ -24,7 +24,7 @@ from ._pagination import PageWalker
 from ._payloads import PayloadRegistry
 from ._query import AuditFilters, check_page_bounds, make_filters
 from ._retry import RetryHook, RetryPolicy
-from ._wait import AbsenceOptions, AuditEvents, WaitOptions
+from ._wait import AbsenceOptions, WaitOptions, WaitResult
 from .models import AuditEvent, AuditEventPage, BatchResult, CreateResult
 
 T = TypeVar("T")
@@ -198,7 +198,7 @@ class AuditClient:
 
     def wait_for_audit_events(
         self, correlation_id: str, **options: Unpack[WaitOptions]
-    ) -> AuditEvents:
+    ) -> WaitResult:
         """Block until the expected events arrive; see :func:`wait_for_audit_events`."""
         return self._run(self._async.wait_for_audit_events, correlation_id, **options)
 

@@ -52,10 +52,13 @@ class WaitStats:
     history: tuple[PollRecord, ...]
 
 
-class AuditEvents(list[AuditEvent]):
+class WaitResult(list[AuditEvent]):
     """The events a wait returns (oldest first), with ``stats`` on how the wait went.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0
+       Renamed from ``AuditEvents`` (deprecated; the same class), one letter from
+       :class:`AuditEvent`.
     """
 
     stats: WaitStats
@@ -91,7 +94,7 @@ async def wait_async(
     settle: bool = False,
     on_poll: PollHook | None = None,
     **criteria: Unpack[Criteria],
-) -> AuditEvents:
+) -> WaitResult:
     """The async implementation behind every face of ``wait_for_audit_events``."""
     expectation = Expectation.build(correlation_id, **criteria)
     interval = _interval(flush_interval, client)
@@ -143,7 +146,7 @@ def _interval(flush_interval: float | None, client: WaitClient) -> float:
     return float(interval)
 
 
-def _result(p: _Poller, matched: list[AuditEvent], satisfied_at: float) -> AuditEvents:
+def _result(p: _Poller, matched: list[AuditEvent], satisfied_at: float) -> WaitResult:
     stats = WaitStats(
         polls=len(p.polls),
         elapsed=p.elapsed(),
@@ -151,7 +154,7 @@ def _result(p: _Poller, matched: list[AuditEvent], satisfied_at: float) -> Audit
         satisfied=satisfied_at,
         history=tuple(p.polls),
     )
-    return AuditEvents(_chronological(matched), stats)
+    return WaitResult(_chronological(matched), stats)
 
 
 async def assert_none_async(

@@ -9,20 +9,20 @@ from typing import Any, Unpack, overload
 
 from ._client import AsyncAuditClient
 from ._sync import AuditClient
-from ._wait import AbsenceOptions, AuditEvents, WaitOptions, assert_none_async, wait_async
+from ._wait import AbsenceOptions, WaitOptions, WaitResult, assert_none_async, wait_async
 
 
 @overload
 def wait_for_audit_events(
     client: AuditClient, correlation_id: str, **options: Unpack[WaitOptions]
-) -> AuditEvents: ...
+) -> WaitResult: ...
 @overload
 def wait_for_audit_events(
     client: AsyncAuditClient, correlation_id: str, **options: Unpack[WaitOptions]
-) -> Coroutine[Any, Any, AuditEvents]: ...
+) -> Coroutine[Any, Any, WaitResult]: ...
 def wait_for_audit_events(
     client: AuditClient | AsyncAuditClient, correlation_id: str, **options: Unpack[WaitOptions]
-) -> AuditEvents | Coroutine[Any, Any, AuditEvents]:
+) -> WaitResult | Coroutine[Any, Any, WaitResult]:
     """Wait until the audit events a test expects are queryable, and return them.
 
     Blocks with an :class:`AuditClient`; returns an awaitable with an :class:`AsyncAuditClient`.

@@ -26,7 +26,7 @@ from ._client import AsyncAuditClient
 from ._exceptions import AuditError, AuditWaitError
 from ._polling import PollRecord
 from ._sync import AuditClient
-from ._wait import AbsenceOptions, AuditEvents, WaitOptions
+from ._wait import AbsenceOptions, WaitOptions, WaitResult
 from .emitters import BufferedEmitter, SinceLastWriteEmitter
 from .models import AuditEvent
 
@@ -156,7 +156,7 @@ class AuditHelper:
     def _record(self, record: PollRecord) -> None:
         self.polls.append(record)
 
-    def wait(self, **options: Unpack[WaitOptions]) -> AuditEvents:
+    def wait(self, **options: Unpack[WaitOptions]) -> WaitResult:
         """Wait for this test's events; see :func:`kubernaut_audit.wait_for_audit_events`."""
         merged: dict[str, Any] = {**self.defaults, **options}
         merged.setdefault("on_poll", self._record)

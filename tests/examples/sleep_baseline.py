@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from kubernaut_audit import AuditClient, AuditEvents, WaitStats
+from kubernaut_audit import AuditClient, WaitResult, WaitStats
 from kubernaut_audit._expectation import Expectation
 
 SLEEP = 5.0
@@ -29,13 +29,13 @@ class SleepingAudit:
         events = self.client.list_audit_events(correlation_id=self.correlation_id)
         return expectation, [e for e in events if expectation.matches(e)]
 
-    def wait(self, **options: Any) -> AuditEvents:
+    def wait(self, **options: Any) -> WaitResult:
         expectation, matched = self._matching(options)
         missing = expectation.unmet(matched)
         assert not missing, f"missing {missing}"
         excess = expectation.excess(matched, exact_types=bool(options.get("settle")))
         assert excess is None, excess
-        return AuditEvents(matched, WaitStats(1, SLEEP, None, SLEEP, ()))
+        return WaitResult(matched, WaitStats(1, SLEEP, None, SLEEP, ()))
 
     def assert_none(self, **options: Any) -> None:
         _, matched = self._matching({**options, "min_count": 0})

@@ -24,10 +24,18 @@ from kubernaut_audit import (
     EventCategory,
     EventOutcome,
     PayloadRegistry,
+    PollRecord,
     RequestInfo,
     RetryDetails,
     RetryHook,
     RetryPolicy,
+    TransportConnectionError,
+    TransportError,
+    TransportTimeoutError,
+    WaitResult,
+    WaitStats,
+    assert_no_audit_events,
+    wait_for_audit_events,
 )
 from kubernaut_audit.models import PayloadModel
 
@@ -103,6 +111,11 @@ def sync_face() -> None:
 def errors() -> None:
     try:
         sync_face()
+    except TransportConnectionError as exc:
+        transport: TransportError = exc
+        assert_type(transport.request_sent, bool)
+    except TransportTimeoutError as exc:
+        assert_type(exc.request_sent, bool)
     except DataStorageError as exc:
         assert_type(exc.status_code, int)
         assert_type(exc.field_errors, dict[str, str])
@@ -112,6 +125,23 @@ def errors() -> None:
         assert_type(exc.request, RequestInfo | None)
     except AuditError as exc:
         assert_type(str(exc), str)
+
+
+def on_poll(poll: PollRecord) -> None:
+    assert_type(poll.kind, str)
+    assert_type(poll.shared, bool)
+
+
+async def waits(client: AsyncAuditClient, blocking: AuditClient) -> None:
+    result = await wait_for_audit_events(client, "rr-1", count=2, on_poll=on_poll)
+    assert_type(result, WaitResult)
+    assert_type(result.stats, WaitStats)
+    assert_type(result[0], AuditEvent)
+    assert_type(wait_for_audit_events(blocking, "rr-1", settle=True), WaitResult)
+    assert_type(await client.wait_for_audit_events("rr-1"), WaitResult)
+    assert_type(blocking.wait_for_audit_events("rr-1"), WaitResult)
+    assert_type(assert_no_audit_events(blocking, "rr-1", during=1.0), None)
+    await assert_no_audit_events(client, "rr-1", event_type="x")
 
 
 class _Pong(PayloadModel):
