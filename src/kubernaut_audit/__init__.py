@@ -35,6 +35,7 @@ from ._payloads import PayloadRegistry
 from ._polling import PollRecord
 from ._retry import RetryDetails, RetryHook, RetryPolicy
 from ._sync import AuditClient
+from ._trail_ops import ExportProgress
 from ._wait import WaitResult, WaitStats, default_timeout
 from ._wait_api import assert_no_audit_events, wait_for_audit_events
 from .models import (
@@ -67,6 +68,7 @@ __all__ = [
     "DataStorageError",
     "EventCategory",
     "EventOutcome",
+    "ExportProgress",
     "NotFoundError",
     "PayloadRegistry",
     "PayloadTooLargeError",

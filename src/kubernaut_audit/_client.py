@@ -13,16 +13,18 @@ import os
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self, TypeVar, Unpack
+from typing import Any, Literal, Self, TypeVar, Unpack
 
 import anyio
 import httpx
 
 from . import _config
 from . import _operations as ops
+from . import _trail_ops as trail
 from ._auth import TokenSource
+from ._chain import ChainVerification, verify_event_chain
 from ._core import (
     Operation,
     Response,
@@ -39,12 +41,21 @@ from ._error_map import (
     transport_error,
 )
 from ._exceptions import AuditError, ConfigurationError, RequestInfo
+from ._generated.models import (
+    AuditExportResponse,
+    LegalHoldList,
+    LegalHoldPlacement,
+    LegalHoldRelease,
+    ReconstructionResponse,
+    VerifyChainResponse,
+)
 from ._operations import EventInput
 from ._pagination import PageWalker
 from ._payloads import PayloadRegistry
 from ._polling import WaitState
 from ._query import AuditFilters, QueryFilters, check_page_bounds, make_filters
 from ._retry import NO_RETRY, RetryHook, RetryPolicy, call_with_retry, log_retry
+from ._trail_ops import ExportFilters, ExportProgress
 from ._wait import AbsenceOptions, WaitOptions, WaitResult, assert_none_async, wait_async
 from .models import AuditEvent, AuditEventPage, BatchResult, CreateResult
 
@@ -406,6 +417,161 @@ class AsyncAuditClient:
                 ) from exc
             stored.extend(ids)
         return BatchResult(event_ids=stored, requests=len(chunks))
+
+    # -- the audit trail ---------------------------------------------------------------------
+
+    async def export_audit_events(
+        self,
+        *,
+        limit: int = trail.DEFAULT_EXPORT_LIMIT,
+        offset: int = 0,
+        **filters: Unpack[ExportFilters],
+    ) -> AuditExportResponse:
+        """One page of a signed export, oldest first (``limit`` 1–10000, always sent).
+
+        What the page does **not** mean:
+
+        * ``hash_chain_valid`` and the ``hash_chain_verification`` counts are computed on this
+          page alone: the first event of a chain cut by the page, by a time window or by
+          ``event_category`` shows as broken. They mean something only for one
+          ``correlation_id``, no other filter, and the whole chain on one page; otherwise use
+          :meth:`verify_audit_chain` or :meth:`verify_audit_chain_offline`.
+        * ``total_events`` counts this page, not all matches; ``events`` are regrouped by
+          correlation id, the groups in no stable order; every time is cut to whole seconds.
+        * ``signature`` covers six counters and times of this page, not the events, and a
+          client cannot check it: the service serves no certificate and the signed times
+          arrive cut to seconds.
+        * ``redact_pii=True`` masks e-mail, IPv4 and long digit runs only under a fixed list of
+          ``event_data`` key names (and in ``exported_by``): not a complete redaction.
+
+        Args:
+            limit: events per page (the service's default is 1000).
+            offset: matching events to skip.
+            filters: ``start_time``/``end_time`` (aware datetimes or RFC 3339, inclusive),
+                ``correlation_id``, ``event_category``, ``include_detached_signature``,
+                ``redact_pii``. Empty strings are refused (the service reads them as "no
+                filter").
+
+        .. versionadded:: 0.2.0
+        """
+        query = trail.export_query(**filters)
+        return await self._call(trail.export_page(query, limit, offset))
+
+    async def _export_pages(
+        self,
+        query: trail.ExportQuery,
+        page_size: int,
+        on_page: Callable[[ExportProgress], object] | None,
+    ) -> AsyncIterator[AuditExportResponse]:
+        walker = trail.ExportWalker(page_size)
+        while not walker.done:
+            page = await self._call(trail.export_page(query, page_size, walker.offset))
+            progress = walker.feed(page)
+            if on_page is not None:
+                on_page(progress)
+            yield page
+
+    def iter_export(
+        self,
+        *,
+        page_size: int = trail.DEFAULT_EXPORT_LIMIT,
+        on_page: Callable[[ExportProgress], object] | None = None,
+        **filters: Unpack[ExportFilters],
+    ) -> AsyncIterator[AuditExportResponse]:
+        """Every page of an export, by offset until a page is short (the service gives no
+        count). Each page is what :meth:`export_audit_events` returns, with the same caveats;
+        one page is held at a time.
+
+        Pages are read one request each with no snapshot between them: an event stored
+        meanwhile with an older timestamp than the rows already read shifts the later pages,
+        so one event may appear twice or be missed. Export a closed time window for a stable
+        result.
+
+        Args:
+            page_size: events per request (1–10000).
+            on_page: called with an :class:`ExportProgress` after each page.
+            filters: as for :meth:`export_audit_events`.
+
+        .. versionadded:: 0.2.0
+        """
+        trail.check_export_bounds(page_size, 0)
+        return self._export_pages(trail.export_query(**filters), page_size, on_page)
+
+    async def verify_audit_chain(self, correlation_id: str) -> VerifyChainResponse:
+        """Ask the service to verify the hash chain of ``correlation_id``.
+
+        ``is_valid: false`` is a result, not an error. What it does **not** mean: an unknown
+        correlation id comes back valid with ``total_events`` 0 (there is no 404); a broken
+        link is usually listed twice in ``tampered_events`` (the link, then the hash); and
+        "tampered" includes events merely stored out of timestamp order (a late buffered
+        write, two events in one microsecond), which
+        :meth:`verify_audit_chain_offline` tells apart. Events stored without a hash are left
+        out (``skipped_null_hash``).
+
+        Args:
+            correlation_id: the chain (the service refuses more than 256 bytes).
+
+        .. versionadded:: 0.2.0
+        """
+        return await self._call(trail.verify_chain(correlation_id))
+
+    async def verify_audit_chain_offline(
+        self,
+        correlation_id: str,
+        *,
+        key: bytes | str | None = None,
+        algorithm: Literal["auto", "sha256-unkeyed", "hmac-sha256"] = "auto",
+    ) -> ChainVerification:
+        """Verify the chain here: read every event of ``correlation_id`` and recompute each
+        hash, without trusting the server's verdict; see :func:`verify_event_chain`.
+
+        Production rows are keyed (HMAC): without ``key`` they come back *undetermined*,
+        never intact or broken.
+
+        .. versionadded:: 0.2.0
+        """
+        events = await self.list_audit_events(correlation_id=correlation_id)
+        return verify_event_chain(events, key=key, algorithm=algorithm)
+
+    async def place_legal_hold(self, correlation_id: str, reason: str) -> LegalHoldPlacement:
+        """Hold every stored event of ``correlation_id`` (placing again overwrites reason,
+        holder and time). Events stored later are not held. The holder is the token's user,
+        whatever ``user=`` says. A correlation id with no events raises :class:`NotFoundError`.
+
+        .. versionadded:: 0.2.0
+        """
+        return await self._call(trail.place_legal_hold(correlation_id, reason))
+
+    async def list_legal_holds(self) -> LegalHoldList:
+        """The holds in force, newest first, one entry per correlation id, holder, time and
+        reason; ``events_affected`` counts the rows still held.
+
+        .. versionadded:: 0.2.0
+        """
+        return await self._call(trail.list_legal_holds())
+
+    async def release_legal_hold(self, correlation_id: str, reason: str) -> LegalHoldRelease:
+        """Release the hold on ``correlation_id``; the reason is appended to the rows' hold
+        reason and who placed it stays. Nothing held (released already, or unknown) raises
+        :class:`NotFoundError`. Not retried once it may have reached the server.
+
+        .. versionadded:: 0.2.0
+        """
+        return await self._call(trail.release_legal_hold(correlation_id, reason))
+
+    async def reconstruct_remediation_request(self, correlation_id: str) -> ReconstructionResponse:
+        """Have the service rebuild the RemediationRequest of ``correlation_id`` from its
+        audit trail: the YAML and a completeness report.
+
+        A 200 can still say ``validation.is_valid`` false (a required field missing but at
+        least half of the nine fields present). Below 50 % completeness, without a usable
+        gateway or API-frontend event, or with nothing parseable, the service answers 400
+        (:class:`BadRequestError`); with none of the eight lifecycle event types, 404
+        (:class:`NotFoundError`). Only the first 1000 relevant events are read.
+
+        .. versionadded:: 0.2.0
+        """
+        return await self._call(trail.reconstruct(correlation_id))
 
     # -- waiting ---------------------------------------------------------------------------
 

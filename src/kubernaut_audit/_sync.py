@@ -12,18 +12,29 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any, Self, TypeVar, Unpack
+from typing import Any, Literal, Self, TypeVar, Unpack
 
 import httpx
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from . import _config
+from . import _trail_ops as trail
+from ._chain import ChainVerification
 from ._client import AsyncAuditClient
+from ._generated.models import (
+    AuditExportResponse,
+    LegalHoldList,
+    LegalHoldPlacement,
+    LegalHoldRelease,
+    ReconstructionResponse,
+    VerifyChainResponse,
+)
 from ._operations import EventInput
 from ._pagination import PageWalker
 from ._payloads import PayloadRegistry
 from ._query import AuditFilters, check_page_bounds, make_filters
 from ._retry import RetryHook, RetryPolicy
+from ._trail_ops import ExportFilters, ExportProgress
 from ._wait import AbsenceOptions, WaitOptions, WaitResult
 from .models import AuditEvent, AuditEventPage, BatchResult, CreateResult
 
@@ -207,3 +218,71 @@ class AuditClient:
     ) -> None:
         """Fail if a matching event appears; see :func:`assert_no_audit_events`."""
         self._run(self._async.assert_no_audit_events, correlation_id, **options)
+
+    # -- the audit trail ---------------------------------------------------------------------
+
+    def export_audit_events(
+        self,
+        *,
+        limit: int = trail.DEFAULT_EXPORT_LIMIT,
+        offset: int = 0,
+        **filters: Unpack[ExportFilters],
+    ) -> AuditExportResponse:
+        """One export page; see :meth:`AsyncAuditClient.export_audit_events`."""
+        return self._run(self._async.export_audit_events, limit=limit, offset=offset, **filters)
+
+    def iter_export(
+        self,
+        *,
+        page_size: int = trail.DEFAULT_EXPORT_LIMIT,
+        on_page: Callable[[ExportProgress], object] | None = None,
+        **filters: Unpack[ExportFilters],
+    ) -> Iterator[AuditExportResponse]:
+        """Every export page; see :meth:`AsyncAuditClient.iter_export`."""
+        trail.check_export_bounds(page_size, 0)
+        query = trail.export_query(**filters)
+
+        def walk() -> Iterator[AuditExportResponse]:
+            walker = trail.ExportWalker(page_size)
+            while not walker.done:
+                page = self._run(
+                    self._async._call, trail.export_page(query, page_size, walker.offset)
+                )
+                progress = walker.feed(page)
+                if on_page is not None:
+                    on_page(progress)
+                yield page
+
+        return walk()
+
+    def verify_audit_chain(self, correlation_id: str) -> VerifyChainResponse:
+        """Server-side verification; see :meth:`AsyncAuditClient.verify_audit_chain`."""
+        return self._run(self._async.verify_audit_chain, correlation_id)
+
+    def verify_audit_chain_offline(
+        self,
+        correlation_id: str,
+        *,
+        key: bytes | str | None = None,
+        algorithm: Literal["auto", "sha256-unkeyed", "hmac-sha256"] = "auto",
+    ) -> ChainVerification:
+        """Local verification; see :meth:`AsyncAuditClient.verify_audit_chain_offline`."""
+        return self._run(
+            self._async.verify_audit_chain_offline, correlation_id, key=key, algorithm=algorithm
+        )
+
+    def place_legal_hold(self, correlation_id: str, reason: str) -> LegalHoldPlacement:
+        """See :meth:`AsyncAuditClient.place_legal_hold`."""
+        return self._run(self._async.place_legal_hold, correlation_id, reason)
+
+    def list_legal_holds(self) -> LegalHoldList:
+        """See :meth:`AsyncAuditClient.list_legal_holds`."""
+        return self._run(self._async.list_legal_holds)
+
+    def release_legal_hold(self, correlation_id: str, reason: str) -> LegalHoldRelease:
+        """See :meth:`AsyncAuditClient.release_legal_hold`."""
+        return self._run(self._async.release_legal_hold, correlation_id, reason)
+
+    def reconstruct_remediation_request(self, correlation_id: str) -> ReconstructionResponse:
+        """See :meth:`AsyncAuditClient.reconstruct_remediation_request`."""
+        return self._run(self._async.reconstruct_remediation_request, correlation_id)

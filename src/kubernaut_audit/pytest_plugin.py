@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 import pytest
 
 from . import _config
+from ._chain import ChainVerification
 from ._client import AsyncAuditClient
 from ._exceptions import AuditError, AuditWaitError
 from ._polling import PollRecord
@@ -172,6 +173,22 @@ class AuditHelper:
     def events(self) -> list[AuditEvent]:
         """Every event stored for this test's correlation id so far, newest first."""
         return self.client.list_audit_events(correlation_id=self.correlation_id)
+
+    def verify_chain(
+        self,
+        *,
+        key: bytes | str | None = None,
+        algorithm: Literal["auto", "sha256-unkeyed", "hmac-sha256"] = "auto",
+    ) -> ChainVerification:
+        """Verify here that this test's stored events form an intact hash chain:
+        ``assert audit.verify_chain().intact``. Keyed (HMAC) rows need ``key=``; see
+        :func:`kubernaut_audit.verify_event_chain`.
+
+        .. versionadded:: 0.2.0
+        """
+        return self.client.verify_audit_chain_offline(
+            self.correlation_id, key=key, algorithm=algorithm
+        )
 
 
 @pytest.fixture
