@@ -40,7 +40,7 @@ from ._error_map import (
     too_large,
     transport_error,
 )
-from ._exceptions import AuditError, ConfigurationError, RequestInfo
+from ._exceptions import AuditError, RequestInfo
 from ._generated.models import (
     AuditExportResponse,
     LegalHoldList,
@@ -54,7 +54,7 @@ from ._pagination import PageWalker
 from ._payloads import PayloadRegistry
 from ._polling import WaitState
 from ._query import AuditFilters, QueryFilters, check_page_bounds, make_filters
-from ._retry import NO_RETRY, RetryHook, RetryPolicy, call_with_retry, log_retry
+from ._retry import NO_RETRY, RetryHook, RetryPolicy, call_with_retry
 from ._trail_ops import ExportFilters, ExportProgress
 from ._wait import AbsenceOptions, WaitOptions, WaitResult, assert_none_async, wait_async
 from .models import AuditEvent, AuditEventPage, BatchResult, CreateResult
@@ -62,8 +62,6 @@ from .models import AuditEvent, AuditEventPage, BatchResult, CreateResult
 logger = logging.getLogger("kubernaut_audit")
 
 T = TypeVar("T")
-
-_IN_PROCESS_URL = "http://data-storage.invalid"
 
 
 class AsyncAuditClient:
@@ -108,39 +106,30 @@ class AsyncAuditClient:
         flush_interval: float | None = None,
         payloads: PayloadRegistry | None = None,
     ) -> None:
-        url = base_url or _config.env(_config.ENV_URL)
-        if url is None and http_client is not None and str(http_client.base_url):
-            url = str(http_client.base_url)
-        if url is None:
-            if transport is None:
-                raise ConfigurationError(
-                    f"no Data Storage address: pass base_url= or set {_config.ENV_URL}"
-                )
-            url = _IN_PROCESS_URL
-        if not url.startswith(("http://", "https://")):
-            raise ConfigurationError(f"base_url must start with http:// or https://, got {url!r}")
-        if token is None and token_file is None:
-            token = _config.env(_config.ENV_TOKEN)
-            if token is None:
-                token_file = _config.env(_config.ENV_TOKEN_FILE)
-        if max_response_bytes < 1:
-            raise ValueError("max_response_bytes must be positive")
-        self._base_url = url.rstrip("/")
-        self._tokens = TokenSource(token=token, token_file=token_file)
-        self._user = user if user is not None else _config.env(_config.ENV_USER)
-        self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
-        self._headers = dict(headers or {})
+        settings = _config.client_settings(
+            base_url=base_url,
+            token=token,
+            token_file=token_file,
+            user=user,
+            timeout=timeout,
+            headers=headers,
+            retry=retry,
+            retry_hooks=retry_hooks,
+            max_response_bytes=max_response_bytes,
+            flush_interval=flush_interval,
+            http_base_url=str(http_client.base_url) if http_client is not None else None,
+            in_process=transport is not None,
+        )
+        self._base_url = settings.base_url
+        self._tokens = TokenSource(token=settings.token, token_file=settings.token_file)
+        self._user = settings.user
+        self._timeout = settings.timeout
+        self._headers = settings.headers
         self._transport = transport
-        self._retry = retry or RetryPolicy()
-        self._hooks: tuple[RetryHook, ...] = (
-            tuple(retry_hooks) if retry_hooks is not None else (log_retry,)
-        )
-        self._max_bytes = max_response_bytes
-        self._flush_interval = (
-            flush_interval
-            if flush_interval is not None
-            else _config.env_flush_interval() or _config.DEFAULT_FLUSH_INTERVAL
-        )
+        self._retry = settings.retry
+        self._hooks = settings.hooks
+        self._max_bytes = settings.max_response_bytes
+        self._flush_interval = settings.flush_interval
         self._payloads = payloads
         self._owns_http = http_client is None
         self._http = http_client or self._new_http_client()

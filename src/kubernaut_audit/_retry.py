@@ -7,6 +7,7 @@ Time comes from the event loop (``anyio.current_time`` / ``anyio.sleep``), never
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -15,7 +16,13 @@ from typing import Protocol, TypeVar
 import anyio
 import tenacity
 
-from ._exceptions import AuditError, DataStorageError, RequestInfo, TransportError
+from ._exceptions import (
+    AuditError,
+    ConfigurationError,
+    DataStorageError,
+    RequestInfo,
+    TransportError,
+)
 
 logger = logging.getLogger("kubernaut_audit")
 
@@ -47,10 +54,23 @@ class RetryPolicy:
     max_retry_after: float = 30.0
 
     def __post_init__(self) -> None:
+        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int):
+            raise ConfigurationError(f"attempts must be an int, got {self.attempts!r}")
         if self.attempts < 1:
-            raise ValueError("attempts must be at least 1")
-        if min(self.timeout, self.initial, self.max_backoff, self.max_retry_after) < 0:
-            raise ValueError("retry durations must not be negative")
+            raise ConfigurationError(f"attempts must be at least 1, got {self.attempts}")
+        for name in ("timeout", "initial", "max_backoff", "max_retry_after"):
+            value = getattr(self, name)
+            # timeout may be infinite (no budget); a backoff must be a real number of seconds.
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or math.isnan(value)
+                or value < 0
+                or (name != "timeout" and math.isinf(value))
+            ):
+                raise ConfigurationError(
+                    f"RetryPolicy {name} must be a number of seconds >= 0, got {value!r}"
+                )
 
 
 #: No retries at all.

@@ -5,13 +5,13 @@ an explanation (``_polling``). They take any :class:`~._polling.WaitClient`, nev
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Unpack
 
 import anyio
 
+from . import _config
 from ._exceptions import AuditWaitTimeout, UnexpectedAuditEvents
 from ._expectation import Criteria, Expectation, Selection
 from ._planner import WRITE_ALLOWANCE, AbsencePlanner, Poll, WaitPlanner
@@ -140,10 +140,9 @@ async def wait_async(
 
 
 def _interval(flush_interval: float | None, client: WaitClient) -> float:
-    interval = client.flush_interval if flush_interval is None else flush_interval
-    if not (isinstance(interval, int | float) and math.isfinite(interval) and interval > 0):
-        raise ValueError(f"flush_interval must be a positive number of seconds, got {interval!r}")
-    return float(interval)
+    if flush_interval is None:
+        return client.flush_interval
+    return _config.check_seconds(flush_interval, name="flush_interval")
 
 
 def _result(p: _Poller, matched: list[AuditEvent], satisfied_at: float) -> WaitResult:

@@ -24,7 +24,7 @@ import pytest
 from . import _config
 from ._chain import ChainVerification
 from ._client import AsyncAuditClient
-from ._exceptions import AuditError, AuditWaitError
+from ._exceptions import AuditError, AuditWaitError, ConfigurationError
 from ._polling import PollRecord
 from ._sync import AuditClient
 from ._wait import AbsenceOptions, WaitOptions, WaitResult
@@ -74,11 +74,20 @@ def pytest_configure(config: pytest.Config) -> None:
         "audit(flush_interval=None, timeout=None): settings for the `audit` fixture's waits "
         "in this test",
     )
+    try:
+        _flush_interval(config)
+    except ConfigurationError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _flush_interval(config: pytest.Config) -> float | None:
-    value = config.getoption("audit_flush_interval") or config.getini("audit_flush_interval")
-    return float(value) if value else None
+    option = config.getoption("audit_flush_interval")
+    if option is not None:
+        return _config.flush_interval_from(option, name="--audit-flush-interval")
+    ini = config.getini("audit_flush_interval")
+    if ini:
+        return _config.flush_interval_from(ini, name="ini audit_flush_interval")
+    return None
 
 
 def _worker_id(config: pytest.Config) -> str:

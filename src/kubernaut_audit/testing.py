@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from types import TracebackType
 
+from ._exceptions import ConfigurationError
 from ._retry import set_testing_state, testing_state
 
 __all__ = ["is_testing", "set_testing"]
@@ -42,8 +43,8 @@ def set_testing(testing: bool, *, attempts: int = 1) -> _Restore:
 
     .. versionadded:: 0.1.0
     """
-    if attempts < 1:
-        raise ValueError("attempts must be at least 1")
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        raise ConfigurationError(f"attempts must be an int >= 1, got {attempts!r}")
     previous = testing_state()
     set_testing_state(testing, attempts)
     return _Restore(previous)

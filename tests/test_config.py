@@ -1,0 +1,178 @@
+"""Settings are validated when a client is built: ConfigurationError, naming the argument,
+option or environment variable at fault, on both faces and in the pytest plugin."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+# See tests/test_plugin.py: pytester runs must not be the first to import httpcore.
+import httpcore  # noqa: F401
+import httpx
+import pytest
+
+from kubernaut_audit import (
+    AsyncAuditClient,
+    AuditClient,
+    ConfigurationError,
+    RetryPolicy,
+)
+from kubernaut_audit.testing import set_testing
+
+pytest_plugins = ["pytester"]
+
+URL = "http://ds.test"
+ENV = "KUBERNAUT_AUDIT_FLUSH_INTERVAL"
+
+
+def _build_async(**kwargs: Any) -> object:
+    return AsyncAuditClient(**kwargs)
+
+
+def _build_sync(**kwargs: Any) -> object:
+    client = AuditClient(**kwargs)
+    client.close()
+    return client
+
+
+@pytest.fixture(params=[_build_async, _build_sync], ids=["async", "sync"])
+def build(request: pytest.FixtureRequest) -> Callable[..., object]:
+    """Build a client of either face."""
+    factory: Callable[..., object] = request.param
+    return factory
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"flush_interval": -1}, "flush_interval"),
+        ({"flush_interval": 0}, "flush_interval"),
+        ({"flush_interval": math.nan}, "flush_interval"),
+        ({"flush_interval": math.inf}, "flush_interval"),
+        ({"flush_interval": True}, "flush_interval"),
+        ({"flush_interval": "2"}, "flush_interval"),
+        ({"timeout": -1}, "timeout"),
+        ({"timeout": 0}, "timeout"),
+        ({"timeout": math.nan}, "timeout"),
+        ({"timeout": math.inf}, "timeout"),
+        ({"timeout": None}, "timeout"),
+        ({"timeout": "10"}, "timeout"),
+        ({"timeout": httpx.Timeout(5.0, read=-1.0)}, "timeout.read"),
+        ({"timeout": httpx.Timeout(5.0, connect=math.nan)}, "timeout.connect"),
+        ({"max_response_bytes": 0}, "max_response_bytes"),
+        ({"max_response_bytes": -5}, "max_response_bytes"),
+        ({"max_response_bytes": 1.5}, "max_response_bytes"),
+        ({"max_response_bytes": True}, "max_response_bytes"),
+        ({"token": "t", "token_file": "/run/token"}, "token_file"),
+        ({"token": 42}, "token"),
+        ({"user": b"alice"}, "user"),
+        ({"headers": {"X-Team": 1}}, "headers"),
+        ({"headers": [("X-Team", "a")]}, "headers"),
+        ({"retry": {"attempts": 2}}, "retry"),
+        ({"retry_hooks": [42]}, "retry_hooks"),
+        ({"base_url": "ds.test:8080"}, "base_url"),
+    ],
+)
+def test_bad_argument_named(
+    build: Callable[..., object], kwargs: dict[str, Any], named: str
+) -> None:
+    """A bad setting fails in the constructor as a ConfigurationError naming the argument."""
+    options = dict(kwargs)
+    with pytest.raises(ConfigurationError, match=named):
+        build(base_url=options.pop("base_url", URL), **options)
+
+
+@pytest.mark.parametrize("raw", ["abc", "-1", "0", "nan", "inf", "2s"])
+def test_bad_flush_interval_variable_named(
+    build: Callable[..., object], monkeypatch: pytest.MonkeyPatch, raw: str
+) -> None:
+    """A bad KUBERNAUT_AUDIT_FLUSH_INTERVAL fails in the constructor, naming the variable."""
+    monkeypatch.setenv(ENV, raw)
+    with pytest.raises(ConfigurationError, match=ENV):
+        build(base_url=URL)
+
+
+def test_bad_url_variable_named(
+    build: Callable[..., object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A DATA_STORAGE_URL without a scheme fails, naming the variable."""
+    monkeypatch.setenv("DATA_STORAGE_URL", "ds.test:8080")
+    with pytest.raises(ConfigurationError, match="DATA_STORAGE_URL"):
+        build()
+
+
+def test_flush_interval_variable_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A valid KUBERNAUT_AUDIT_FLUSH_INTERVAL is the client's flush interval."""
+    monkeypatch.setenv(ENV, " 0.5 ")
+    assert AsyncAuditClient(base_url=URL).flush_interval == 0.5
+
+
+def test_argument_wins_over_a_bad_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """flush_interval= given: the variable is not read, so a bad one does not matter."""
+    monkeypatch.setenv(ENV, "abc")
+    assert AsyncAuditClient(base_url=URL, flush_interval=1).flush_interval == 1.0
+
+
+def test_configuration_error_is_a_value_error() -> None:
+    """ConfigurationError is a ValueError, for code that caught ValueError before."""
+    with pytest.raises(ValueError, match="flush_interval"):
+        AsyncAuditClient(base_url=URL, flush_interval=-1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"attempts": 0}, "attempts"),
+        ({"attempts": True}, "attempts"),
+        ({"attempts": 2.5}, "attempts"),
+        ({"timeout": math.nan}, "timeout"),
+        ({"timeout": -1.0}, "timeout"),
+        ({"initial": math.inf}, "initial"),
+        ({"max_backoff": -0.1}, "max_backoff"),
+        ({"max_retry_after": math.nan}, "max_retry_after"),
+    ],
+)
+def test_bad_retry_policy_named(kwargs: dict[str, Any], named: str) -> None:
+    """A RetryPolicy refuses a bad field when built, naming it."""
+    with pytest.raises(ConfigurationError, match=named):
+        RetryPolicy(**kwargs)
+
+
+def test_unbounded_retry_budget_allowed() -> None:
+    """timeout=inf is a valid retry budget: no budget at all."""
+    assert RetryPolicy(timeout=math.inf).timeout == math.inf
+
+
+@pytest.mark.parametrize("attempts", [0, -1, True])
+def test_bad_testing_attempts_named(attempts: Any) -> None:
+    """set_testing refuses an attempt count that is not an int >= 1."""
+    with pytest.raises(ConfigurationError, match="attempts"):
+        set_testing(True, attempts=attempts)
+
+
+# -- the pytest plugin -----------------------------------------------------------------------
+
+
+def test_plugin_refuses_a_bad_flush_interval_option(pytester: pytest.Pytester) -> None:
+    """--audit-flush-interval=nan stops the run with a usage error naming the option."""
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--audit-flush-interval=nan")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--audit-flush-interval must be a positive, finite*"])
+
+
+def test_plugin_refuses_a_bad_flush_interval_ini(pytester: pytest.Pytester) -> None:
+    """An ini audit_flush_interval that is not a number stops the run, naming the ini key."""
+    pytester.makeini("[pytest]\naudit_flush_interval = two\n")
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*ini audit_flush_interval='two' is not a number*"])
+
+
+def test_plugin_zero_option_is_refused_not_ignored(pytester: pytest.Pytester) -> None:
+    """--audit-flush-interval=0 is an error, not a silent fall back to the default."""
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--audit-flush-interval=0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
