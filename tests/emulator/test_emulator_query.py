@@ -60,10 +60,12 @@ async def test_schema_violations_get_the_opaque_400(
     assert response.headers["content-type"] == "application/problem+json"
 
 
-async def test_opaque_400_carries_the_request_id_as_instance(client: httpx.AsyncClient) -> None:
-    """The middleware 400 carries instance when the request had an X-Request-ID."""
+async def test_opaque_400_names_the_path_when_the_request_has_an_id(
+    client: httpx.AsyncClient,
+) -> None:
+    """The middleware 400 carries instance (the path) when the request had an X-Request-ID."""
     response = await client.get(EVENTS, params={"limit": "0"}, headers={"X-Request-ID": "r-1"})
-    assert response.json()["instance"] == "r-1"
+    assert response.json()["instance"] == EVENTS
     assert response.headers["x-request-id"] == "r-1"
 
 
@@ -75,24 +77,31 @@ async def test_limit_bounds_are_inclusive(client: httpx.AsyncClient, limit: str)
 
 
 @pytest.mark.parametrize(
-    ("params", "field"),
-    [
-        ({"detail_key": "signal_name"}, "detail_key"),
-        ({"detail_value": "x"}, "detail_key"),
-        ({"since": "yesterday"}, "since"),
-        ({"until": "2025-13-45"}, "until"),
-    ],
+    "params",
+    [{"detail_key": "signal_name"}, {"detail_value": "x"}, {"since": "yesterday"}, {"until": "x"}],
 )
-async def test_handler_400_names_the_field(
-    client: httpx.AsyncClient, params: dict[str, str], field: str
+async def test_handler_400_has_field_errors_and_resource(
+    client: httpx.AsyncClient, params: dict[str, str]
 ) -> None:
-    """Unpaired detail_key/detail_value and bad since/until get a 400 with field_errors."""
+    """Unpaired detail_key/detail_value and bad since/until get the handler's query 400."""
     response = await client.get(EVENTS, params=params)
     assert response.status_code == 400
     problem = response.json()
-    assert field in problem["field_errors"]
-    assert problem["resource"] == "audit_events"
-    assert problem["type"] == "https://kubernaut.ai/problems/validation-error"
+    assert problem["field_errors"] == {"query": "invalid query parameters"}
+    assert problem["resource"] == "query parameters"
+
+
+@pytest.mark.parametrize(("limit", "size"), [("0100", 100), ("+7", 7), ("1_0", 1), ("0x1f", None)])
+async def test_the_handler_reads_limit_again_as_a_decimal(
+    emulator: Emulator, client: httpx.AsyncClient, cid: str, limit: str, size: int | None
+) -> None:
+    """The middleware parses limit with base prefixes; the handler then reads a decimal prefix."""
+    emulator.insert_events([event(cid) for _ in range(3)])
+    response = await client.get(EVENTS, params={"correlation_id": cid, "limit": limit})
+    if size is None:
+        assert response.json()["field_errors"] == {"pagination": "invalid pagination parameters"}
+    else:
+        assert response.json()["pagination"]["limit"] == size
 
 
 async def test_empty_correlation_id_means_no_filter(

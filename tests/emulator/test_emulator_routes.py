@@ -65,10 +65,21 @@ async def test_admin_routes_are_unknown_paths_unless_enabled(client: httpx.Async
     assert response.text == "404 page not found\n"
 
 
-async def test_request_id_is_echoed(client: httpx.AsyncClient) -> None:
-    """X-Request-ID comes back as a response header."""
-    response = await client.get(EVENTS, params={"limit": 1}, headers={"X-Request-ID": "req-7"})
-    assert response.headers["x-request-id"] == "req-7"
+async def test_request_id_comes_back_only_from_the_validation_middleware(
+    client: httpx.AsyncClient,
+) -> None:
+    """X-Request-ID is echoed by the validation 400 only (chi's RequestID sets no header)."""
+    headers = {"X-Request-ID": "req-7"}
+    ok = await client.get(EVENTS, params={"limit": 1}, headers=headers)
+    refused = await client.get(EVENTS, params={"limit": 0}, headers=headers)
+    assert "x-request-id" not in ok.headers
+    assert refused.headers["x-request-id"] == "req-7"
+
+
+async def test_a_body_over_the_cap_is_413_on_any_path(client: httpx.AsyncClient) -> None:
+    """The body cap runs before routing: a declared body over 5 MiB is 413 even on /readyz."""
+    response = await client.post("/readyz", content=b" " * (5 * 1024 * 1024 + 1))
+    assert response.status_code == 413
 
 
 async def test_readyz_is_not_touched_by_request_faults(

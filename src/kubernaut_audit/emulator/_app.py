@@ -1,10 +1,20 @@
-"""The Data Storage audit API as a Starlette app, with faults injected around the handlers."""
+"""The Data Storage audit API as a Starlette app, with faults injected around the handlers.
+
+A request meets what the service's own chain does, in its order: the body cap (413 by
+``Content-Length``), then the route: 405 for a method it lacks, the validation middleware
+(opaque 400), the typed decoder and the handler.
+
+The route table is a list of `Endpoint`s: a path and, per method, an `Operation` (the route
+name counted in stats and selected by ``Faults.routes``, and the handler). Handlers return the
+response and the correlation ids the request was about.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import anyio
@@ -12,11 +22,20 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ._events import Invalid, parse_body, to_row
+from ._events import (
+    Incoming,
+    Refused,
+    check_events,
+    decode_events,
+    parse_json,
+    screen,
+    to_row,
+)
 from ._faults import Faults, InsertHook, QueryParams
 from ._samples import make_event
+from ._schema import DecodeFailure, SchemaViolation
 from ._state import State, new_event_id
 from ._store import Filters
 from ._times import format_timestamp, parse_bound, to_micros
@@ -26,6 +45,8 @@ from ._wire import (
     SNIFFED_TEXT,
     Cut,
     WireResponse,
+    go_dumps,
+    invalid_parameters,
     json_response,
     method_not_allowed,
     not_found,
@@ -39,11 +60,17 @@ ADMIN_PREFIX: Final = "/_emulator"
 MAX_BODY_BYTES: Final = 5 * 1024 * 1024
 MAX_BATCH_EVENTS: Final = 500
 DEFAULT_LIMIT: Final = 50
-_RESOURCE: Final = "audit_events"
+MAX_LIMIT: Final = 1000
+_BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _USER_HEADER: Final = "x-auth-request-user"
 _OUTCOMES: Final = frozenset({"success", "failure", "pending"})
-_INTEGER = re.compile(r"[+-]?\d+")
-_DETAIL_KEY = re.compile(r"[a-zA-Z0-9_]+")
+_DETAIL_KEY = re.compile(r"^[a-zA-Z0-9_]+$")
+# strconv.ParseInt(s, 0, 64), which the validation middleware parses integers with: base
+# prefixes, a bare leading 0 for octal, underscores between digits.
+_GO_INT = re.compile(
+    r"[+-]?(0[xX](_?[0-9a-fA-F])+|0[bB](_?[01])+|0[oO](_?[0-7])+|0(_?[0-7])*|[1-9](_?[0-9])*)"
+)
+_SCANNED_INT = re.compile(r"[+-]?[0-9]+")
 _EXTRA: Final = {"x_emulator_extra": {"note": "a field no spec lists"}}
 _UNKNOWN_ENUMS: Final = {
     "event_category": "quantumcomputing",
@@ -56,47 +83,105 @@ Outcome = tuple[WireResponse, Iterable[str]]
 Handler = Callable[[Request], Awaitable[Outcome]]
 
 
-def build_app(state: State, *, admin: bool) -> Starlette:
-    """Return the ASGI app serving ``state``; the admin routes exist only when ``admin``."""
+@dataclasses.dataclass(frozen=True)
+class Operation:
+    """One method of an endpoint: its route name (stats, ``Faults.routes``) and handler."""
+
+    route: str
+    handler: Handler
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    """A path of the API (Starlette syntax, ``{name}`` for path parameters) and its methods."""
+
+    path: str
+    methods: Mapping[str, Operation]
+
+
+def build_app(state: State, *, admin: bool, trail: Trail) -> ASGIApp:
+    """Return the ASGI app serving ``state`` and ``trail``'s audit-trail operations; the admin
+    routes exist only when ``admin``."""
     api = _Api(state)
-    endpoints: dict[str, Callable[[Request], Awaitable[Response]]] = {
-        EVENTS_PATH: api.events,
-        BATCH_PATH: api.batch,
-        "/readyz": api.readyz,
-    }
-    trail = Trail(state)
-    for path, methods, name, handler in trail.routes():
-        endpoints[path] = api.route(methods, name, handler)
+    endpoints = api.endpoints() + [
+        Endpoint(path, {method: Operation(name, handler) for method in methods})
+        for path, methods, name, handler in trail.routes()
+    ]
+    routes = [Route(e.path, _Dispatch(e, api)) for e in endpoints]
     if admin:
-        endpoints |= {
-            f"{ADMIN_PREFIX}/faults": api.admin_faults,
-            f"{ADMIN_PREFIX}/stats": api.admin_stats,
-            f"{ADMIN_PREFIX}/reset": api.admin_reset,
-            f"{ADMIN_PREFIX}/replay": api.admin_replay,
-            f"{ADMIN_PREFIX}/tamper": trail.admin_tamper,
-        }
-    routes = [Route(path, _AnyMethod(endpoint)) for path, endpoint in endpoints.items()]
+        admin_routes = {**api.admin_routes(), f"{ADMIN_PREFIX}/tamper": trail.admin_tamper}
+        routes += [Route(path, _Plain(handler)) for path, handler in admin_routes.items()]
 
     async def on_404(request: Request, exc: Exception) -> Response:
         return not_found()
 
     app = Starlette(routes=routes, exception_handlers={404: on_404})
     app.router.redirect_slashes = False  # chi answers 404 for a trailing slash
-    app.state.trail = trail
-    return app
+    return _Front(app, state, endpoints)
 
 
-class _AnyMethod:
-    """An endpoint taking every method: it answers 405 itself, the way chi does.
+class _Front:
+    """What runs before routing: the body cap."""
+
+    def __init__(self, app: ASGIApp, state: State, endpoints: Sequence[Endpoint]) -> None:
+        self._app = app
+        self._state = state
+        self._names = {
+            (e.path, method): op.route for e in endpoints for method, op in e.methods.items()
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        early = self._early(scope)
+        if early is None:
+            await self._app(scope, receive, send)
+            return
+        route = self._names.get((scope["path"], scope["method"]))
+        if route is not None:
+            self._state.count(route, early.status_code, ())
+        await early(scope, receive, send)
+
+    def _early(self, scope: Scope) -> WireResponse | None:
+        if scope["method"] in _BODY_METHODS and _declared_length(scope) > MAX_BODY_BYTES:
+            return too_large()
+        return None
+
+
+def _declared_length(scope: Scope) -> int:
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit():
+            return int(value)
+    return -1
+
+
+class _Dispatch:
+    """An endpoint as an ASGI app taking every method: it answers 405 itself, the way chi does.
 
     Starlette routes a plain function for GET only; an ASGI callable it routes for any method.
     """
 
-    def __init__(self, endpoint: Callable[[Request], Awaitable[Response]]) -> None:
+    def __init__(self, endpoint: Endpoint, api: _Api) -> None:
         self._endpoint = endpoint
+        self._api = api
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await self._endpoint(Request(scope, receive, send))
+        request = Request(scope, receive, send)
+        operation = self._endpoint.methods.get(request.method)
+        if operation is None:
+            response: Response = method_not_allowed(self._endpoint.methods)
+        else:
+            response = await self._api.guarded(operation.route, request, operation.handler)
+        await response(scope, receive, send)
+
+
+class _Plain:
+    def __init__(self, handler: Callable[[Request], Awaitable[Response]]) -> None:
+        self._handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self._handler(Request(scope, receive, send))
         await response(scope, receive, send)
 
 
@@ -105,44 +190,56 @@ def _first(params: QueryParams, name: str) -> str | None:
     return params.get(name) or None
 
 
+def too_large() -> WireResponse:
+    """The body cap's 413."""
+    return problem(
+        413,
+        "request-too-large",
+        "Request Entity Too Large",
+        "Request body exceeds the maximum allowed size.",
+    )
+
+
+def invalid_request(*, many: bool) -> WireResponse:
+    """The write handlers' 400 for a body their typed decoder cannot parse."""
+    detail = (
+        "The request body must be a valid JSON array of audit event objects"
+        if many
+        else "The request body could not be parsed as valid JSON"
+    )
+    return problem(400, "invalid_request", "Invalid Request", detail)
+
+
+def refused(detail: str) -> WireResponse:
+    """A write handler's own 400 (plain form, no ``instance``)."""
+    return problem(400, "validation-error", "Validation Error", detail)
+
+
 class _Api:
     def __init__(self, state: State) -> None:
         self.state = state
 
-    # -- routes ---------------------------------------------------------------------------
+    def endpoints(self) -> list[Endpoint]:
+        return [
+            Endpoint(
+                EVENTS_PATH,
+                {"GET": Operation("query", self._query), "POST": Operation("write", self._write)},
+            ),
+            Endpoint(BATCH_PATH, {"POST": Operation("batch", self._batch)}),
+            Endpoint("/readyz", {"GET": Operation("readyz", self._readyz)}),
+        ]
 
-    async def events(self, request: Request) -> Response:
-        if request.method == "GET":
-            return await self._guarded("query", request, self._query)
-        if request.method == "POST":
-            return await self._guarded("write", request, self._write)
-        return method_not_allowed(("GET", "POST"))
-
-    async def batch(self, request: Request) -> Response:
-        if request.method == "POST":
-            return await self._guarded("batch", request, self._batch)
-        return method_not_allowed(("POST",))
-
-    async def readyz(self, request: Request) -> Response:
-        if request.method == "GET":
-            return await self._guarded("readyz", request, self._readyz)
-        return method_not_allowed(("GET",))
-
-    def route(
-        self, methods: tuple[str, ...], name: str, handler: Handler
-    ) -> Callable[[Request], Awaitable[Response]]:
-        """An endpoint answering ``methods`` through ``handler`` (faults and counts included)."""
-
-        async def endpoint(request: Request) -> Response:
-            if request.method in methods:
-                return await self._guarded(name, request, handler)
-            return method_not_allowed(methods)
-
-        return endpoint
+    def admin_routes(self) -> dict[str, Callable[[Request], Awaitable[Response]]]:
+        return {
+            f"{ADMIN_PREFIX}/faults": self.admin_faults,
+            f"{ADMIN_PREFIX}/stats": self.admin_stats,
+            f"{ADMIN_PREFIX}/reset": self.admin_reset,
+            f"{ADMIN_PREFIX}/replay": self.admin_replay,
+        }
 
     # -- fault injection around every handler ---------------------------------------------
 
-    async def _guarded(self, route: str, request: Request, handler: Handler) -> Response:
+    async def guarded(self, route: str, request: Request, handler: Handler) -> Response:
         state = self.state
         state.replay_if_due()
         faults = state.faults
@@ -151,15 +248,12 @@ class _Api:
         response = None
         if active:
             await self._delay(faults)
-            response = self._injected_error(request, faults)
+            response = self._injected_error(faults)
         if response is None:
             response, correlation_ids = await handler(request)
             if active:
                 response.cut = self._cut(faults)
                 response.slow = faults.slow_body
-        request_id = request.headers.get("x-request-id")
-        if request_id:
-            response.add_header("X-Request-ID", request_id)
         state.count(route, response.status_code, correlation_ids)
         return response
 
@@ -170,7 +264,7 @@ class _Api:
         if delay > 0:
             await anyio.sleep(delay)
 
-    def _injected_error(self, request: Request, faults: Faults) -> WireResponse | None:
+    def _injected_error(self, faults: Faults) -> WireResponse | None:
         chance = self.state.chance
         retry_after = [("Retry-After", faults.retry_after)] if faults.retry_after else []
         if chance(faults.proxy_502_rate):
@@ -178,7 +272,6 @@ class _Api:
             return WireResponse(html, 502, content_type="text/html")
         if chance(faults.rate_429):
             return problem(
-                request,
                 429,
                 "rate-limit-exceeded",
                 "Too Many Requests",
@@ -187,7 +280,6 @@ class _Api:
             )
         if chance(faults.error_503_rate):
             return problem(
-                request,
                 503,
                 "service-unavailable",
                 "Service Unavailable",
@@ -195,9 +287,7 @@ class _Api:
                 headers=retry_after,
             )
         if chance(faults.error_500_rate):
-            return problem(
-                request, 500, "internal-error", "Internal Server Error", "unexpected failure"
-            )
+            return problem(500, "internal-error", "Internal Server Error", "unexpected failure")
         return None
 
     def _cut(self, faults: Faults) -> Cut | None:
@@ -237,35 +327,38 @@ class _Api:
     async def _query(self, request: Request) -> Outcome:
         # Go's Query().Get takes the first of repeated parameters; Starlette keeps the last.
         params = {name: request.query_params.getlist(name)[0] for name in request.query_params}
-        limit = _first(params, "limit")
-        offset = _first(params, "offset")
+        limit_text = _first(params, "limit")
+        offset_text = _first(params, "offset")
         outcome = _first(params, "event_outcome")
         detail_key = _first(params, "detail_key")
         detail_value = _first(params, "detail_value")
+        # The validation middleware.
         if (
-            not _in_range(limit, 1, 1000)
-            or not _in_range(offset, 0, None)
+            not _go_int_within(limit_text, 1, MAX_LIMIT)
+            or not _go_int_within(offset_text, 0, None)
             or (outcome is not None and outcome not in _OUTCOMES)
-            or (detail_key is not None and not _DETAIL_KEY.fullmatch(detail_key))
+            or (detail_key is not None and not _DETAIL_KEY.search(detail_key))
         ):
             return schema_violation(request), ()
         correlation_id = _first(params, "correlation_id")
         seen = [correlation_id] if correlation_id else []
-        errors: dict[str, str] = {}
-        if (detail_key is None) != (detail_value is None):
-            errors["detail_key"] = "detail_key and detail_value must be provided together"
-        bounds: dict[str, int | None] = {}
+        # The handler: it reads the values again, with its own parsers.
         now = self.state.clock()
+        bounds: dict[str, int | None] = {}
+        unparsable = (detail_key is None) != (detail_value is None)
         for name in ("since", "until"):
             text = _first(params, name)
             moment = parse_bound(text, now) if text is not None else None
-            if text is not None and moment is None:
-                errors[name] = f"invalid {name} format: {text!r}"
+            unparsable = unparsable or (text is not None and moment is None)
             bounds[name] = to_micros(moment) if moment is not None else None
-        if errors:
-            return self._handler_error(request, errors), seen
+        limit = _scanned_int(limit_text) if limit_text is not None else DEFAULT_LIMIT
+        offset = _scanned_int(offset_text) if offset_text is not None else 0
+        if unparsable or limit is None or offset is None:
+            return invalid_parameters("query"), seen
+        if not 1 <= limit <= MAX_LIMIT or offset < 0:
+            return invalid_parameters("pagination"), seen
         if self.state.faults.database_down:
-            return self._database_error(request, "failed to query audit events"), seen
+            return self._database_error(request, "Failed to query audit events from database"), seen
         filters = Filters(
             **{name: _first(params, name) for name in _FILTERS},
             since_us=bounds["since"],
@@ -273,13 +366,11 @@ class _Api:
             detail_key=detail_key,
             detail_value=detail_value,
         )
-        page_limit = int(limit) if limit is not None else DEFAULT_LIMIT
-        page_offset = int(offset) if offset is not None else 0
         # Two statements with nothing tying them together, as the service runs them.
         total = self.state.store.count(filters)
         self._insert(self.state.faults.insert_between_count_and_data, params)
-        rows = self.state.store.select(filters, limit=page_limit, offset=page_offset)
-        body = self._page(rows, page_limit, page_offset, total)
+        rows = self.state.store.select(filters, limit=limit, offset=offset)
+        body = self._page(rows, limit, offset, total)
         self._insert(self.state.faults.insert_between_pages, params)
         return WireResponse(body, 200, content_type=JSON), seen
 
@@ -292,9 +383,7 @@ class _Api:
                     event.update(_UNKNOWN_ENUMS)
                 if faults.extra_fields:
                     event.update(_EXTRA)
-            rows = [
-                json.dumps(event, separators=(",", ":"), ensure_ascii=False) for event in events
-            ]
+            rows = [go_dumps(event) for event in events]
         pagination: dict[str, Any] = {
             "limit": limit,
             "offset": offset,
@@ -307,68 +396,106 @@ class _Api:
             envelope_extra = "," + json.dumps(_EXTRA, separators=(",", ":"))[1:-1]
         data = ",".join(rows)
         meta = json.dumps(pagination, separators=(",", ":"))
-        return f'{{"data":[{data}],"pagination":{meta}{envelope_extra}}}'.encode()
+        return f'{{"data":[{data}],"pagination":{meta}{envelope_extra}}}\n'.encode()
+
+    async def _checked_write(
+        self, request: Request, *, many: bool
+    ) -> tuple[list[Incoming] | WireResponse, list[str]]:
+        """The chain in front of a write handler: body, validation, decoder."""
+        body = await _read_capped(request)
+        if body is None or not _is_json(request.headers.get("content-type")):
+            return schema_violation(request), []
+        try:
+            items = check_events(parse_json(body), self.state.payloads, many=many)
+        except SchemaViolation:
+            return schema_violation(request), []
+        seen = list(dict.fromkeys(str(item["correlation_id"]) for item in items))
+        try:
+            return decode_events(items, self.state.payloads), seen
+        except DecodeFailure:
+            return invalid_request(many=many), seen
 
     async def _write(self, request: Request) -> Outcome:
-        body = await _read_capped(request)
-        if body is None:
-            return self._too_large(request), ()
+        checked, seen = await self._checked_write(request, many=False)
+        if isinstance(checked, WireResponse):
+            return checked, seen
+        [event] = checked
         try:
-            [event] = parse_body(body, many=False)
-        except Invalid:
-            return schema_violation(request), ()
-        seen = [event.correlation_id]
-        try:
-            row = to_row(
-                event,
-                event_id=new_event_id(),
-                user=request.headers.get(_USER_HEADER),
-                now=self.state.clock(),
-            )
-        except Invalid as exc:
-            return self._handler_error(request, exc.field_errors or {}), seen
+            screen(event, now=self.state.clock())
+        except Refused as exc:
+            detail = {
+                "window": "audit event request failed validation",
+                "event_data": "event_data exceeds size or nesting depth limits",
+            }[exc.reason]
+            return refused(detail), seen
+        parent_date = self.state.parent_date(event)
+        if event.parent_set and parent_date is None:
+            return refused("parent event does not exist"), seen
+        user = request.headers.get(_USER_HEADER)
+        row = to_row(event, event_id=new_event_id(), user=user, parent_date=parent_date)
         faults = self.state.faults
         if faults.database_down or self.state.chance(faults.dlq_rate):
             self.state.park([row])
-            accepted = {"status": "accepted", "message": "audit event queued for processing"}
-            return self._json(accepted, 202), seen
+            accepted = {"status": "accepted", "message": "audit event queued for async processing"}
+            return json_response(accepted, 202), seen
         self.state.store.insert([row])
         created = {
             "event_id": row["event_id"],
-            "event_timestamp": format_timestamp(row["ts_us"]),
-            "message": "audit event created",
+            "event_timestamp": format_timestamp(row["ts_us"] // 1_000_000 * 1_000_000),
+            "message": "Audit event created successfully",
         }
-        return self._json(created, 201), seen
+        return json_response(created, 201), seen
 
     async def _batch(self, request: Request) -> Outcome:
-        body = await _read_capped(request)
-        if body is None:
-            return self._too_large(request), ()
-        try:
-            events = parse_body(body, many=True)
-        except Invalid:
-            return schema_violation(request), ()
-        seen = {event.correlation_id for event in events}
-        if not events or len(events) > MAX_BATCH_EVENTS:
-            message = f"a batch holds 1 to {MAX_BATCH_EVENTS} events, not {len(events)}"
-            return self._handler_error(request, {"events": message}), seen
-        user = request.headers.get(_USER_HEADER)
+        checked, seen = await self._checked_write(request, many=True)
+        if isinstance(checked, WireResponse):
+            return checked, seen
+        events = checked
+        if not events:
+            return refused("batch cannot be empty"), seen
+        if len(events) > MAX_BATCH_EVENTS:
+            return problem(
+                400,
+                "batch-size-exceeded",
+                "Batch Size Exceeded",
+                f"batch size {len(events)} exceeds maximum allowed batch size of "
+                f"{MAX_BATCH_EVENTS}",
+                instance=request.url.path,
+            ), seen
         now = self.state.clock()
-        rows = []
-        errors: dict[str, str] = {}
         for index, event in enumerate(events):
             try:
-                rows.append(to_row(event, event_id=new_event_id(), user=user, now=now))
-            except Invalid as exc:
-                for name, message in (exc.field_errors or {}).items():
-                    errors[f"events[{index}].{name}"] = message
-        if errors:
-            return self._handler_error(request, errors), seen
+                screen(event, now=now)
+            except Refused as exc:
+                detail = {
+                    "window": f"event at index {index} failed validation",
+                    "event_data": (
+                        f"event at index {index}: event_data exceeds size or nesting depth limits"
+                    ),
+                }[exc.reason]
+                return refused(detail), seen
+        # Parents are looked up in the database, before the batch is written: a parent sent in
+        # the same batch does not count.
+        parents = [self.state.parent_date(event) for event in events]
+        for index, (event, parent_date) in enumerate(zip(events, parents, strict=True)):
+            if event.parent_set and parent_date is None:
+                return refused(f"event at index {index}: parent event does not exist"), seen
+        user = request.headers.get(_USER_HEADER)
+        rows = [
+            to_row(event, event_id=new_event_id(), user=user, parent_date=parent_date)
+            for event, parent_date in zip(events, parents, strict=True)
+        ]
         if self.state.faults.database_down:
-            return self._database_error(request, "failed to write audit events batch"), seen
+            self.state.park(rows)
+            accepted = {
+                "status": "accepted",
+                "message": f"{len(rows)} audit events queued for async processing via DLQ",
+                "count": len(rows),
+            }
+            return json_response(accepted, 202), seen
         ids = self.state.store.insert(rows)
-        created = {"event_ids": ids, "message": f"{len(ids)} audit events created"}
-        return self._json(created, 201), seen
+        created = {"event_ids": ids, "message": f"{len(ids)} audit events created successfully"}
+        return json_response(created, 201), seen
 
     # -- admin ----------------------------------------------------------------------------
 
@@ -378,7 +505,7 @@ class _Api:
                 changes = json.loads(await request.body())
                 self.state.faults = self.state.faults.updated(changes)
             except (TypeError, ValueError, AttributeError) as exc:
-                return problem(request, 400, "bad-request", "Bad Request", str(exc))
+                return problem(400, "bad-request", "Bad Request", str(exc))
         elif request.method != "GET":
             return method_not_allowed(("GET", "PUT"))
         return json_response(self.state.faults.to_json())
@@ -403,45 +530,46 @@ class _Api:
     # -- helpers --------------------------------------------------------------------------
 
     @staticmethod
-    def _json(payload: Mapping[str, Any], status: int) -> WireResponse:
-        return json_response(payload, status)
-
-    @staticmethod
-    def _handler_error(request: Request, errors: Mapping[str, str]) -> WireResponse:
-        return problem(
-            request,
-            400,
-            "validation-error",
-            "Validation Error",
-            "one or more fields are invalid",
-            field_errors=errors,
-            resource=_RESOURCE,
-        )
-
-    @staticmethod
     def _database_error(request: Request, detail: str) -> WireResponse:
-        return problem(request, 500, "database-error", "Database Error", detail)
-
-    @staticmethod
-    def _too_large(request: Request) -> WireResponse:
-        detail = f"request body exceeds {MAX_BODY_BYTES} bytes"
-        return problem(request, 413, "payload-too-large", "Payload Too Large", detail)
+        return problem(500, "database-error", "Database Error", detail, instance=request.url.path)
 
 
-def _in_range(text: str | None, low: int, high: int | None) -> bool:
+def _go_int_within(text: str | None, low: int, high: int | None) -> bool:
+    """Whether the validation middleware accepts an integer parameter (absent passes)."""
     if text is None:
         return True
-    if not _INTEGER.fullmatch(text):
+    if not _GO_INT.fullmatch(text):
         return False
-    value = int(text)
+    sign = -1 if text.startswith("-") else 1
+    digits = text.lstrip("+-").replace("_", "")
+    if digits[:2].lower() in ("0x", "0o", "0b"):
+        value = int(digits, 0)
+    elif len(digits) > 1 and digits[0] == "0":
+        value = int(digits[1:], 8)
+    else:
+        value = int(digits)
+    value *= sign
+    if not -(2**63) <= value < 2**63:
+        return False
     return value >= low and (high is None or value <= high)
 
 
+def _scanned_int(text: str) -> int | None:
+    """``fmt.Sscanf(text, "%d", &n)``, as the handler reads limit and offset: a leading decimal
+    run (``0x10`` reads as 0, ``1_000`` as 1), or None when there is none."""
+    found = _SCANNED_INT.match(text)
+    return int(found.group()) if found else None
+
+
+def _is_json(content_type: str | None) -> bool:
+    """Whether the validation middleware finds the spec's ``application/json`` body for it."""
+    if not content_type:
+        return False
+    return content_type.split(";", 1)[0].strip() == "application/json"
+
+
 async def _read_capped(request: Request) -> bytes | None:
-    """The request body, or None once it passes the service's 5 MiB cap."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return None
+    """The request body, or None once a streamed body passes the 5 MiB cap."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import httpx
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from . import _server
 from ._app import build_app
+from ._events import Payloads
 from ._faults import Faults
 from ._state import Clock, EmulatorStats, State
 from ._trail import Trail
@@ -21,8 +23,9 @@ class Emulator:
 
     Use it in-process through :meth:`transport`, or on a loopback port with :meth:`serve`
     (asyncio) or :meth:`serve_in_thread`. "Behaves" covers the service's defaults (page limit
-    50, an empty filter meaning no filter, newest first), its omitted empty fields, both shapes
-    of its RFC 7807 errors and its 202 for a batch sent to the dead-letter queue.
+    50, an empty filter meaning no filter, newest first), its omitted empty fields, its bodies
+    as Go writes them (every documented error body byte for byte), its checks of a write in the
+    service's order, its 202 to the dead-letter queue, and the audit-trail operations.
 
     Args:
         db: SQLite database: ``":memory:"`` (the default) or a file path.
@@ -35,6 +38,15 @@ class Emulator:
         hash_key: The hash-chain key (its raw bytes, as the service uses its secret): rows are
             then chained with HMAC-SHA256, as in production; without one, unkeyed SHA-256, as in
             the service's integration tests.
+        spec: The OpenAPI spec of the Data Storage you run (a path to its JSON or YAML file,
+            YAML needing PyYAML, or the parsed document). Writes are then held to its
+            ``event_data`` union as the service holds them: an unknown
+            ``event_data.event_type`` or a payload that does not fit its schema is refused
+            with 400, and members the payload schema does not declare are dropped. Without
+            it, any payload with an ``event_type`` is stored whole.
+
+    .. versionchanged:: 0.2.0
+       ``spec``.
     """
 
     def __init__(
@@ -45,15 +57,23 @@ class Emulator:
         admin: bool = False,
         clock: Clock | None = None,
         hash_key: str | bytes | None = None,
+        spec: str | os.PathLike[str] | Mapping[str, Any] | None = None,
     ) -> None:
         key = hash_key.encode() if isinstance(hash_key, str) else hash_key
-        self._state = State(db=db, faults=faults, clock=clock, hash_key=key)
-        self._app = build_app(self._state, admin=admin)
+        payloads = Payloads(spec if isinstance(spec, Mapping) or spec is None else os.fspath(spec))
+        self._state = State(db=db, faults=faults, clock=clock, hash_key=key, payloads=payloads)
+        self._trail = Trail(self._state)
+        self._app = build_app(self._state, admin=admin, trail=self._trail)
 
     @property
-    def app(self) -> Starlette:
+    def app(self) -> ASGIApp:
         """The ASGI application."""
         return self._app
+
+    @property
+    def event_types(self) -> frozenset[str] | None:
+        """The ``event_data.event_type`` values writes may use, or None when any is taken."""
+        return self._state.payloads.event_types
 
     @property
     def faults(self) -> Faults:
@@ -95,9 +115,10 @@ class Emulator:
     def insert_events(self, events: Iterable[Mapping[str, Any]]) -> list[str]:
         """Store events directly, as a writer would send them; return their ids.
 
-        Defaults are filled and ``event_data`` normalised as for an HTTP write, but the
-        timestamp window is not enforced, so tests can plant old rows. Raises ValueError when
-        an event fails the request schema.
+        Defaults are filled and ``event_data`` checked and normalised as for an HTTP write, but
+        the timestamp window is not enforced, so tests can plant old rows, and a parent that is
+        not stored is taken on trust. Raises ValueError when an event fails the request schema
+        or the typed decoder, or its ``event_data`` is too large or too deep.
         """
         return self._state.insert_events(events)
 
@@ -108,8 +129,7 @@ class Emulator:
 
         .. versionadded:: 0.2.0
         """
-        trail: Trail = self._app.state.trail
-        return trail.signer.certificate_pem
+        return self._trail.signer.certificate_pem
 
     def tamper_event(self, event_id: str, **changes: Any) -> None:
         """Change a stored event behind the service's back, for tests of chain verification.
@@ -126,8 +146,7 @@ class Emulator:
 
         .. versionadded:: 0.2.0
         """
-        trail: Trail = self._app.state.trail
-        trail.tamper(event_id, changes)
+        self._trail.tamper(event_id, changes)
 
     def replay_dead_letters(self) -> int:
         """Replay the dead-letter queue now (unless the database is down); return how many."""

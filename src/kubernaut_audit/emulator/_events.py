@@ -1,20 +1,33 @@
-"""The write path (validate, fill defaults, normalise) and the read path (render) of events."""
+"""The write path (check, decode, fill defaults, normalise) and the read path (render) of events."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import ipaddress
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any, Final
 
-from pydantic import ConfigDict, TypeAdapter, ValidationError
+from kubernaut_audit._generated.models import EventCategory, EventOutcome
 
-from kubernaut_audit._generated import models as _models
-from kubernaut_audit._generated.models import AuditEventRequest
-
+from ._schema import (
+    Schema,
+    SchemaViolation,
+    Spec,
+    decode,
+    discriminated,
+    load_document,
+    parse_date_time,
+    union_members,
+    validate,
+)
 from ._times import format_midnight, format_timestamp, to_micros
+from ._wire import go_dumps
 
 DEFAULT_RETENTION_DAYS: Final = 2555
 MAX_EVENT_DATA_BYTES: Final = 256 * 1024
@@ -25,6 +38,66 @@ _SERVICE_ACCOUNT_PREFIX: Final = "system:serviceaccount:"
 _FRACTION = re.compile(
     r"(\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2})\.\d+([Zz]|[+-]\d{2}:\d{2})",
 )
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+_STRING: Final = {"type": "string"}
+_OPTIONAL_STRING: Final = {"type": "string", "nullable": True}
+#: ``AuditEventRequest`` as our spec (openapi/) declares it, ``event_data`` aside: the shapes of
+#: payloads are the business of `Payloads`. tests/emulator check it against the spec.
+REQUEST_SCHEMA: Final[Schema] = {
+    "type": "object",
+    "required": [
+        "version",
+        "event_type",
+        "event_timestamp",
+        "event_category",
+        "event_action",
+        "event_outcome",
+        "correlation_id",
+        "event_data",
+    ],
+    "properties": {
+        "version": {"type": "string", "minLength": 1, "maxLength": 20},
+        "event_type": {"type": "string", "minLength": 1, "maxLength": 100},
+        "event_timestamp": {"type": "string", "format": "date-time"},
+        "event_category": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 50,
+            "enum": [member.value for member in EventCategory.__members__.values()],
+        },
+        "event_action": {"type": "string", "minLength": 1, "maxLength": 50},
+        "event_outcome": {
+            "type": "string",
+            "enum": [member.value for member in EventOutcome.__members__.values()],
+        },
+        "actor_type": _STRING,
+        "actor_id": _STRING,
+        "actor_ip": {"type": "string", "maxLength": 45},
+        "resource_type": _STRING,
+        "resource_id": _STRING,
+        "correlation_id": {"type": "string", "minLength": 1, "maxLength": 255},
+        "parent_event_id": {"type": "string", "format": "uuid", "nullable": True},
+        "namespace": _OPTIONAL_STRING,
+        "cluster_id": _OPTIONAL_STRING,
+        "severity": _OPTIONAL_STRING,
+        "duration_ms": {"type": "integer", "nullable": True},
+        "parent_event_date": {"type": "string", "format": "date-time", "nullable": True},
+        "error_code": _OPTIONAL_STRING,
+        "error_message": _OPTIONAL_STRING,
+        "retention_days": {"type": "integer", "nullable": True},
+        "is_sensitive": {"type": "boolean", "nullable": True},
+        "event_data": {"type": "object"},
+    },
+}
+#: Our spec's ``AuditEventData``: what the emulator checks of a payload without a spec to go by.
+OPEN_PAYLOAD_SCHEMA: Final[Schema] = {
+    "type": "object",
+    "additionalProperties": True,
+    "required": ["event_type"],
+    "properties": {"event_type": _STRING},
+}
+_ENVELOPE: Final = Spec({})
 
 #: Columns in the order the service prints them; ``_OMIT_EMPTY`` ones only when set.
 _HEAD = (
@@ -83,113 +156,232 @@ WRITTEN_COLUMNS: Final = (
 )
 
 
-class _Incoming(AuditEventRequest):
-    # The service ignores top-level members its schema does not declare; the rest of the
-    # validation is the generated request model's, in strict mode (no "5" for 5).
-    model_config = ConfigDict(extra="ignore")
+class Payloads:
+    """What the emulator knows of ``event_data`` shapes: a spec's discriminated union, or nothing.
 
+    With a spec, a payload must name a known ``event_type`` and fit its schema, and members the
+    schema does not declare are dropped, as the service does. Without one, any payload with an
+    ``event_type`` is taken whole (the emulator cannot know the event types of your Data Storage
+    version).
 
-_Incoming.model_rebuild(_types_namespace=vars(_models))
-
-_ONE: Final = TypeAdapter(_Incoming)
-_MANY: Final = TypeAdapter(list[_Incoming])
-
-
-class Invalid(ValueError):
-    """A request the service refuses with 400.
-
-    Without ``field_errors`` it is the validation middleware's opaque refusal; with them, the
-    handler's.
+    Args:
+        source: An OpenAPI document (mapping, JSON or YAML file) whose ``AuditEventRequest``
+            declares ``event_data`` as a ``oneOf`` discriminated on ``event_type``.
     """
 
-    def __init__(self, field_errors: dict[str, str] | None = None, detail: str = "") -> None:
-        super().__init__(detail or "invalid request")
-        self.field_errors = field_errors
-        self.detail = detail
+    def __init__(self, source: str | Path | Mapping[str, Any] | None = None) -> None:
+        self.spec = Spec(load_document(source)) if source is not None else None
+        self._union: Schema = OPEN_PAYLOAD_SCHEMA
+        if self.spec is not None:
+            self._union = _event_data_union(self.spec)
+
+    @property
+    def event_types(self) -> frozenset[str] | None:
+        """The known event types, or None when any is taken."""
+        if self.spec is None:
+            return None
+        return frozenset(union_members(self._union))
+
+    def check(self, value: Any, where: str) -> None:
+        """The middleware's check of a payload; raises SchemaViolation."""
+        validate(self.spec or _ENVELOPE, self._union, value, where)
+
+    def decode(self, value: dict[str, Any], where: str) -> dict[str, Any]:
+        """The payload as the typed decoder hands it on; raises DecodeFailure."""
+        if self.spec is None:
+            return {key: _strip_fractions(item) for key, item in value.items()}
+        chosen = discriminated(self.spec, self._union, value, where)
+        assert chosen is not None  # check() passed
+        decoded = decode(self.spec, chosen, value, where)
+        # The discriminator is written by the union's encoder, declared by the schema or not.
+        return {"event_type": value["event_type"], **decoded}
 
 
-def parse_body(body: bytes, *, many: bool) -> list[AuditEventRequest]:
-    """Validate a write body against the generated request model, or raise `Invalid`."""
+def _event_data_union(spec: Spec) -> Schema:
     try:
-        if many:
-            return list(_MANY.validate_json(body, strict=True))
-        return [_ONE.validate_json(body, strict=True)]
-    except ValidationError:
-        raise Invalid() from None
+        request = spec.resolve(spec.document["components"]["schemas"]["AuditEventRequest"])
+        union = spec.resolve(request["properties"]["event_data"])
+        union["discriminator"]["propertyName"]
+    except (KeyError, TypeError):
+        raise ValueError(
+            "the spec has no AuditEventRequest.event_data union discriminated on event_type"
+        ) from None
+    return union
 
 
-def parse_mapping(event: Mapping[str, Any]) -> AuditEventRequest:
-    """Validate one event given as a dict (JSON values, or datetimes and UUIDs)."""
-    return parse_body(json.dumps(event, default=str).encode(), many=False)[0]
+@dataclasses.dataclass(frozen=True)
+class Incoming:
+    """One event as the typed decoder hands it to the handler.
+
+    Attributes:
+        fields: The envelope members the writer sent (``event_data`` apart), decoded.
+        timestamp: ``event_timestamp``, parsed.
+        data: ``event_data`` as decoded (before the float64 round trip).
+    """
+
+    fields: Mapping[str, Any]
+    timestamp: datetime
+    data: dict[str, Any]
+
+    @property
+    def correlation_id(self) -> str:
+        return str(self.fields["correlation_id"])
+
+    @functools.cached_property
+    def stored_data(self) -> str:
+        """``event_data`` as the service stores and reads it back (`encode_data`)."""
+        return encode_data(self.data)
+
+    @property
+    def parent_set(self) -> bool:
+        """Whether ``parent_event_id`` was sent at all (null counts: the zero UUID)."""
+        return "parent_event_id" in self.fields
+
+
+class Refused(ValueError):
+    """A handler-level refusal of one event: ``reason`` is ``window`` or ``event_data``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def parse_json(body: bytes) -> Any:
+    """The request body as JSON values; raises SchemaViolation when it is not JSON."""
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise SchemaViolation("the body is not JSON") from None
+
+
+def check_events(value: Any, payloads: Payloads, *, many: bool) -> list[dict[str, Any]]:
+    """The middleware's check of a write body (one event or an array of them).
+
+    Returns the events with defaults filled; raises SchemaViolation.
+    """
+    items = value if many else [value]
+    if many and not isinstance(value, list):
+        raise SchemaViolation("$: not an array")
+    for index, item in enumerate(items):
+        where = f"$[{index}]" if many else "$"
+        validate(_ENVELOPE, REQUEST_SCHEMA, item, where)
+        payloads.check(item["event_data"], f"{where}.event_data")
+    return list(items)
+
+
+def decode_events(items: Sequence[dict[str, Any]], payloads: Payloads) -> list[Incoming]:
+    """What the typed decoder makes of checked events; raises DecodeFailure."""
+    events = []
+    for index, item in enumerate(items):
+        where = f"$[{index}]"
+        fields = {
+            name: decode(_ENVELOPE, REQUEST_SCHEMA["properties"][name], value, f"{where}.{name}")
+            for name, value in item.items()
+            if name in REQUEST_SCHEMA["properties"] and name != "event_data"
+        }
+        timestamp = parse_date_time(item["event_timestamp"], f"{where}.event_timestamp")
+        data = payloads.decode(item["event_data"], f"{where}.event_data")
+        events.append(Incoming(fields, timestamp, data))
+    return events
+
+
+def parse_mapping(event: Mapping[str, Any], payloads: Payloads) -> Incoming:
+    """Check and decode one event given as a dict (JSON values, or datetimes and UUIDs).
+
+    Raises ValueError (SchemaViolation or DecodeFailure) naming the failure.
+    """
+    value = json.loads(json.dumps(event, default=str))
+    [checked] = check_events(value, payloads, many=False)
+    [incoming] = decode_events([checked], payloads)
+    return incoming
+
+
+def screen(event: Incoming, *, now: datetime | None) -> None:
+    """The write handler's own checks of one event; raises `Refused`.
+
+    ``now`` enables the timestamp window (the last 7 days to 60 minutes ahead).
+    """
+    if now is not None and not now - PAST_WINDOW <= event.timestamp <= now + FUTURE_WINDOW:
+        raise Refused("window")
+    # Measured on the stored form: the service measures what its decoder re-encodes, which
+    # differs only in how integers past 2**53 are spelt.
+    if len(event.stored_data.encode()) > MAX_EVENT_DATA_BYTES or _depth(event.data) > (
+        MAX_EVENT_DATA_DEPTH
+    ):
+        raise Refused("event_data")
 
 
 def to_row(
-    event: AuditEventRequest, *, event_id: str, user: str | None, now: datetime | None
+    event: Incoming, *, event_id: str, user: str | None, parent_date: date | None = None
 ) -> dict[str, Any]:
-    """Build the stored row of an event: defaults filled, event_data normalised.
+    """Build the stored row of an event: defaults filled, ``event_data`` normalised.
 
-    ``now`` enables the timestamp window check; `Invalid` carries handler field errors.
+    ``user`` is the caller's identity (``X-Auth-Request-User``); ``parent_date`` the parent
+    row's date, when the parent was looked up.
     """
-    if now is not None:
-        if event.event_timestamp < now - PAST_WINDOW:
-            raise Invalid({"event_timestamp": "event_timestamp is more than 7 days in the past"})
-        if event.event_timestamp > now + FUTURE_WINDOW:
-            raise Invalid({"event_timestamp": "event_timestamp is more than 60 minutes ahead"})
-    data = event.event_data.model_dump()
-    raw = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    if len(raw.encode()) > MAX_EVENT_DATA_BYTES:
-        raise Invalid({"event_data": "event_data exceeds 262144 bytes"})
-    if _depth(data) > MAX_EVENT_DATA_DEPTH:
-        raise Invalid({"event_data": "event_data nesting exceeds depth 10"})
+    fields = event.fields
     person = user if user and not user.startswith(_SERVICE_ACCOUNT_PREFIX) else None
-    category = str(event.event_category)
-    micros = to_micros(event.event_timestamp)
-    parent_date = event.parent_event_date
-    severity = event.severity if "severity" in event.model_fields_set else "info"
+    category = str(fields["event_category"])
+    micros = to_micros(event.timestamp)
+    retention = fields.get("retention_days")
     return {
         "event_id": event_id,
         "ts_us": micros,
-        "event_date": event.event_timestamp.astimezone(UTC).date().isoformat(),
-        "event_type": event.event_type,
-        "version": event.version,
+        "event_date": event.timestamp.astimezone(UTC).date().isoformat(),
+        "event_type": fields["event_type"],
+        "version": fields["version"],
         "event_category": category,
-        "event_action": event.event_action,
-        "event_outcome": str(event.event_outcome),
-        "correlation_id": event.correlation_id,
-        "parent_event_id": str(event.parent_event_id) if event.parent_event_id else None,
-        "parent_event_date": (
-            parent_date.astimezone(UTC).date().isoformat() if parent_date else None
-        ),
-        "resource_type": event.resource_type or category,
-        "resource_id": event.resource_id or event.correlation_id,
-        "namespace": event.namespace,
-        "cluster_id": event.cluster_id,
-        "severity": severity,
-        "duration_ms": event.duration_ms,
-        "error_code": event.error_code,
-        "error_message": event.error_message,
-        "actor_id": event.actor_id or (person or f"{category}-service"),
-        "actor_type": event.actor_type or ("user" if person else "service"),
-        "actor_ip": event.actor_ip,
+        "event_action": fields["event_action"],
+        "event_outcome": fields["event_outcome"],
+        "correlation_id": fields["correlation_id"],
+        "parent_event_id": fields.get("parent_event_id"),
+        "parent_event_date": _parent_date(fields, parent_date),
+        "resource_type": fields.get("resource_type", category),
+        "resource_id": fields.get("resource_id", fields["correlation_id"]),
+        "namespace": fields.get("namespace"),
+        "cluster_id": fields.get("cluster_id"),
+        "severity": fields.get("severity", "info"),
+        "duration_ms": fields.get("duration_ms"),
+        "error_code": fields.get("error_code"),
+        "error_message": fields.get("error_message"),
+        "actor_id": fields.get("actor_id", person or f"{category}-service"),
+        "actor_type": fields.get("actor_type", "user" if person else "service"),
+        "actor_ip": fields.get("actor_ip"),
         "retention_days": (
-            event.retention_days
-            if event.retention_days is not None and event.retention_days > 0
-            else DEFAULT_RETENTION_DAYS
+            retention if retention is not None and retention > 0 else DEFAULT_RETENTION_DAYS
         ),
-        "is_sensitive": bool(event.is_sensitive),
-        "event_data": encode_data(data),
+        "is_sensitive": bool(fields.get("is_sensitive")),
+        "event_data": event.stored_data,
     }
 
 
-def encode_data(data: Mapping[str, Any]) -> str:
-    """Normalise ``event_data`` as the service's round trip through Go and jsonb does.
+def _parent_date(fields: Mapping[str, Any], looked_up: date | None) -> str | None:
+    if looked_up is not None:
+        return looked_up.isoformat()
+    sent = fields.get("parent_event_date")
+    # A DATE column keeps the calendar day of the time as sent, in its own offset.
+    return datetime.fromisoformat(sent).date().isoformat() if sent is not None else None
 
-    Keys come out sorted, numbers pass through float64 and date-time strings lose their
-    sub-seconds. The service also drops keys its typed payload schemas do not declare; the
-    emulator cannot know those schemas (and must not refuse unknown event types), so it keeps
-    every key.
+
+def inet(text: str | None) -> str | None:
+    """``actor_ip`` as PostgreSQL's inet prints it back (a host keeps no /32 or /128)."""
+    if not text:
+        return text
+    try:
+        interface = ipaddress.ip_interface(text)
+    except ValueError:
+        return text
+    if interface.network.prefixlen == interface.max_prefixlen:
+        return str(interface.ip)
+    return str(interface)
+
+
+def encode_data(data: Mapping[str, Any]) -> str:
+    """``event_data`` as the service stores and reads it back (through jsonb and a Go map).
+
+    Keys come out sorted and numbers as float64.
     """
-    return json.dumps(_normalise(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return go_dumps(_normalise(data))
 
 
 def _normalise(value: Any) -> Any:
@@ -197,15 +389,24 @@ def _normalise(value: Any) -> Any:
         return value
     if isinstance(value, int | float):
         number = float(value)
-        if math.isfinite(number) and number.is_integer() and abs(number) < 1e21:
-            return int(number)
-        return number
+        return number if math.isfinite(number) else value
     if isinstance(value, str):
-        return _FRACTION.sub(r"\1\2", value)
+        return _SURROGATE.sub("\ufffd", value)
     if isinstance(value, dict):
-        return {key: _normalise(item) for key, item in value.items()}
+        return {key: _normalise(value[key]) for key in sorted(value)}
     if isinstance(value, list):
         return [_normalise(item) for item in value]
+    return value
+
+
+def _strip_fractions(value: Any) -> Any:
+    """Without payload schemas, treat every date-time-looking string as a typed date-time."""
+    if isinstance(value, str):
+        return _FRACTION.sub(r"\1\2", value) if "." in value and ":" in value else value
+    if isinstance(value, dict):
+        return {key: _strip_fractions(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_strip_fractions(item) for item in value]
     return value
 
 
@@ -241,7 +442,6 @@ def render(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def dump_event(event: Mapping[str, Any]) -> str:
-    """Encode a rendered event compactly, splicing its stored ``event_data`` text in."""
-    head = {key: value for key, value in event.items() if key != "event_data"}
-    text = json.dumps(head, separators=(",", ":"), ensure_ascii=False)
-    return f'{text[:-1]},"event_data":{event["event_data"]}}}'
+    """Encode a rendered event as Go does, splicing its stored ``event_data`` text in."""
+    head = go_dumps({key: value for key, value in event.items() if key != "event_data"})
+    return f'{head[:-1]},"event_data":{event["event_data"]}}}'

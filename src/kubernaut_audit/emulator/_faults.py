@@ -42,8 +42,8 @@ class Faults:
             query's ``correlation_id``, timestamped now), or the events a hook returns.
         insert_between_count_and_data: The same, between the count and the data statement.
         not_ready: ``/readyz`` answers 503.
-        database_down: Queries and batch writes answer 500 (database-error); single writes are
-            parked in the dead-letter queue (202) and replayed once the database is back.
+        database_down: Queries answer 500 (database-error); writes are parked in the
+            dead-letter queue (202) and replayed once the database is back.
         dlq_rate: Park this share of single writes in the dead-letter queue (202).
         dlq_replay_interval: Seconds between dead-letter queue replays (the service: 30).
         routes: Route names the request faults apply to: ``query``, ``write``, ``batch``.

@@ -39,9 +39,9 @@ def _payload(event_type: str, correlation_id: str) -> dict[str, Any]:
             "phase": "Completed",
             "signal": "KubePodCrashLooping",
             "severity": "critical",
-            "normalized_severity": "P1",
+            "normalized_severity": "critical",
             "environment": "production",
-            "environment_source": "namespace-label",
+            "environment_source": "labels",
             "priority": "P1",
         }
     if event_type == "aianalysis.phase.transition":

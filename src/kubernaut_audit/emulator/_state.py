@@ -9,10 +9,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from ._events import parse_mapping, to_row
+from ._events import Incoming, Payloads, parse_mapping, screen, to_row
 from ._faults import Faults
 from ._hashchain import HashChain
 from ._store import Store
@@ -64,9 +64,11 @@ class State:
         faults: Faults | None,
         clock: Clock | None,
         hash_key: bytes | None = None,
+        payloads: Payloads | None = None,
     ) -> None:
         self.store = Store(db, chain=HashChain(hash_key))
         self.clock: Clock = clock or utc_now
+        self.payloads = payloads or Payloads()
         self._lock = threading.Lock()
         self._faults = faults or Faults()
         self.rng = random.Random(self._faults.seed)
@@ -122,12 +124,28 @@ class State:
     def insert_events(
         self, events: Iterable[Mapping[str, Any]], *, user: str | None = None
     ) -> list[str]:
-        """Validate, fill defaults and store events, skipping the timestamp window check."""
-        rows = [
-            to_row(parse_mapping(event), event_id=new_event_id(), user=user, now=None)
-            for event in events
-        ]
+        """Validate, fill defaults and store events, skipping the timestamp window check.
+
+        A parent that exists gives its date; one that does not is taken on trust.
+        """
+        rows = []
+        for event in events:
+            incoming = parse_mapping(event, self.payloads)
+            screen(incoming, now=None)
+            rows.append(
+                to_row(
+                    incoming,
+                    event_id=new_event_id(),
+                    user=user,
+                    parent_date=self.parent_date(incoming),
+                )
+            )
         return self.store.insert(rows)
+
+    def parent_date(self, event: Incoming) -> date | None:
+        """The stored date of the event's parent, or None (no parent, or none stored)."""
+        parent = event.fields.get("parent_event_id") if event.parent_set else None
+        return self.store.event_date(parent) if parent is not None else None
 
     def park(self, rows: Iterable[dict[str, Any]]) -> None:
         """Put rows in the dead-letter queue."""

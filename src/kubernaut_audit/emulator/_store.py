@@ -6,9 +6,10 @@ import dataclasses
 import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
+from datetime import date
 from typing import Any
 
-from ._events import WRITTEN_COLUMNS, dump_event, render
+from ._events import WRITTEN_COLUMNS, dump_event, inet, render
 from ._hashchain import HashChain
 
 _SCHEMA = """
@@ -133,8 +134,11 @@ class Store:
                     if cid not in last:
                         found = self._conn.execute(_HEAD, (cid,)).fetchone()
                         last[cid] = found[0] if found else ""
-                    values = [row[name] for name in WRITTEN_COLUMNS]
                     digest = self.chain.link(row, last[cid])
+                    # actor_ip is hashed as sent, then stored as inet, which prints it back in
+                    # canonical form (so a non-canonical address verifies as tampered).
+                    row = {**row, "actor_ip": inet(row["actor_ip"])}
+                    values = [row[name] for name in WRITTEN_COLUMNS]
                     # Rows change only through update(), so each is rendered when written.
                     rendered = dump_event(render({**row, **_fresh(digest, last[cid])}))
                     self._conn.execute(
@@ -162,6 +166,14 @@ class Store:
         )
         with self._lock:
             return [text for (text,) in self._conn.execute(sql, [*args, limit, offset])]
+
+    def event_date(self, event_id: str) -> date | None:
+        """The ``event_date`` of a stored event, or None when there is none with that id."""
+        with self._lock:
+            found = self._conn.execute(
+                "SELECT event_date FROM audit_events WHERE event_id = ?", (event_id,)
+            ).fetchone()
+        return date.fromisoformat(found[0]) if found else None
 
     def rows(
         self,

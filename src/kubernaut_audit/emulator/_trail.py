@@ -247,9 +247,9 @@ class Trail:
             body = json.loads(await request.body())
             self.tamper(str(body["event_id"]), body.get("changes", {}))
         except KeyError as exc:
-            return problem(request, 404, "not-found", "Not Found", f"no stored event {exc}")
+            return problem(404, "not-found", "Not Found", f"no stored event {exc}")
         except (TypeError, ValueError, AttributeError) as exc:
-            return problem(request, 400, "bad-request", "Bad Request", str(exc))
+            return problem(400, "bad-request", "Bad Request", str(exc))
         return json_response({"event_id": body["event_id"], "changed": sorted(body["changes"])})
 
 

@@ -1,10 +1,16 @@
-"""Responses framed as Go's net/http frames them, with the body faults applied on the way out."""
+"""Responses framed and encoded as the service's Go code writes them, with body faults applied.
+
+Every JSON body the service sends goes through ``json.NewEncoder(w).Encode``: compact, struct
+fields in declaration order and map keys sorted, ``<``, ``>``, ``&``, U+2028 and U+2029 escaped,
+non-ASCII raw, float64 numbers in Go's shortest form, and a trailing newline.
+"""
 
 from __future__ import annotations
 
 import enum
-import json
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from json.encoder import encode_basestring
 from typing import Any, Final
 
 import anyio
@@ -23,6 +29,80 @@ PROBLEM_BASE: Final = "https://kubernaut.ai/problems/"
 JSON: Final = "application/json"
 PROBLEM_JSON: Final = "application/problem+json"
 SNIFFED_TEXT: Final = "text/plain; charset=utf-8"
+
+_GO_ESCAPES: Final = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+
+
+# -- Go's encoding/json ----------------------------------------------------------------------
+
+
+def go_float(value: float) -> str:
+    """A float64 as encoding/json prints it: shortest digits, exponent only outside [1e-6, 1e21)."""
+    if value == 0:
+        return "0"
+    sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
+    text = "".join(map(str, digits))
+    assert isinstance(exponent, int)  # finite: JSON has no NaN or infinity
+    point = len(text) + exponent  # value = 0.<text> × 10**point
+    minus = "-" if sign else ""
+    if not 1e-6 <= abs(value) < 1e21:
+        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
+        power = point - 1
+        # strconv writes e-07 and e+21; encoding/json then shortens e-07 to e-7.
+        suffix = f"-{-power}" if power < 0 else f"+{power:02d}"
+        return f"{minus}{mantissa}e{suffix}"
+    if point <= 0:
+        return f"{minus}0.{'0' * -point}{text}"
+    if point >= len(text):
+        return minus + text + "0" * (point - len(text))
+    return f"{minus}{text[:point]}.{text[point:]}"
+
+
+def go_string(text: str) -> str:
+    """A JSON string literal as encoding/json writes it (HTML-safe)."""
+    literal: str = encode_basestring(text)
+    if (
+        "<" in literal
+        or ">" in literal
+        or "&" in literal
+        or "\u2028" in literal
+        or "\u2029" in literal
+    ):
+        return literal.translate(_GO_ESCAPES)
+    return literal
+
+
+def go_dumps(value: Any) -> str:
+    """Compact JSON as encoding/json writes it; mappings keep their order (sort them first for Go
+    maps) and every float is printed as a float64."""
+    if isinstance(value, str):
+        return go_string(value)
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return "null"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return go_float(value)
+    if isinstance(value, Mapping):
+        items = ",".join(f"{go_string(key)}:{go_dumps(item)}" for key, item in value.items())
+        return "{" + items + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(go_dumps(item) for item in value) + "]"
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def encoded(value: Any) -> bytes:
+    """What ``json.NewEncoder(w).Encode(value)`` writes: the JSON text and a newline."""
+    return (go_dumps(value) + "\n").encode()
+
+
+# -- responses -------------------------------------------------------------------------------
 
 
 class Cut(enum.Enum):
@@ -87,50 +167,68 @@ class WireResponse(Response):
 def json_response(
     payload: Any, status_code: int = 200, *, headers: Iterable[tuple[str, str]] = ()
 ) -> WireResponse:
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-    return WireResponse(body, status_code, content_type=JSON, headers=headers)
+    """A JSON body encoded as Go encodes a struct (``payload``'s key order is kept)."""
+    return WireResponse(encoded(payload), status_code, content_type=JSON, headers=headers)
 
 
 def problem(
-    request: Request,
     status: int,
     kind: str,
     title: str,
     detail: str,
     *,
-    field_errors: Mapping[str, str] | None = None,
-    resource: str | None = None,
+    instance: str | None = None,
     headers: Iterable[tuple[str, str]] = (),
+    **extensions: Any,
 ) -> WireResponse:
-    """An RFC 7807 problem as the service's handlers write it."""
+    """An RFC 7807 problem written from a Go map: its keys come out sorted.
+
+    ``kind`` is appended to ``https://kubernaut.ai/problems/`` unless it is already a URI
+    (``about:blank``).
+    """
     payload: dict[str, Any] = {
-        "type": PROBLEM_BASE + kind,
+        "type": kind if ":" in kind else PROBLEM_BASE + kind,
         "title": title,
         "status": status,
         "detail": detail,
-        "instance": request.url.path,
+        **extensions,
     }
-    if field_errors is not None:
-        payload["field_errors"] = dict(field_errors)
-    if resource is not None:
-        payload["resource"] = resource
-    body = json.dumps(payload, separators=(",", ":")).encode()
+    if instance is not None:
+        payload["instance"] = instance
+    body = encoded(dict(sorted(payload.items())))
     return WireResponse(body, status, content_type=PROBLEM_JSON, headers=headers)
 
 
 def schema_violation(request: Request) -> WireResponse:
-    """The validation middleware's opaque 400, whatever the violation."""
-    payload: dict[str, Any] = {
-        "type": PROBLEM_BASE + "validation-error",
-        "title": "Validation Error",
-        "status": 400,
-        "detail": "The request did not pass OpenAPI schema validation",
-    }
+    """The validation middleware's opaque 400, whatever the violation.
+
+    With an ``X-Request-ID`` the body names the request path as ``instance`` and the id comes
+    back as a header (never in the body).
+    """
     request_id = request.headers.get("x-request-id")
-    if request_id:
-        payload["instance"] = request_id
-    body = json.dumps(payload, separators=(",", ":")).encode()
-    return WireResponse(body, 400, content_type=PROBLEM_JSON)
+    return problem(
+        400,
+        "validation-error",
+        "Validation Error",
+        "The request did not pass OpenAPI schema validation",
+        instance=request.url.path if request_id else None,
+        headers=[("X-Request-ID", request_id)] if request_id else (),
+    )
+
+
+def invalid_parameters(field: str) -> WireResponse:
+    """The query handler's 400 (``field`` is ``query`` or ``pagination``)."""
+    message = f"invalid {field} parameters"
+    resource = "query parameters"
+    return problem(
+        400,
+        "validation-error",
+        "Validation Error",
+        f"Validation failed for {resource}: {field} - {message}",
+        instance=f"/audit/{resource}",
+        field_errors={field: message},
+        resource=resource,
+    )
 
 
 def not_found() -> WireResponse:
