@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -203,6 +204,15 @@ def test_serve_prints_its_url_and_stops_on_interrupt() -> None:
             proc.send_signal(signal.SIGINT)
             code = proc.wait(timeout=20)
     assert code == 0
+
+
+def test_serve_with_an_unreadable_spec_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """serve --spec naming no file exits 2 and says which file, before serving anything."""
+    missing = tmp_path / "nowhere.yaml"
+    assert main(["serve", "--spec", str(missing)]) == 2
+    assert str(missing) in capsys.readouterr().err
 
 
 def _stamp(moment: datetime) -> str:

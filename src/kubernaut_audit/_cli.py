@@ -176,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=0, help="port (0 picks a free one)")
     serve.add_argument("--db", default=":memory:", help="SQLite file (default: in memory)")
     serve.add_argument("--admin", action="store_true", help="enable /_emulator/ control routes")
+    serve.add_argument(
+        "--spec", help="Data Storage OpenAPI spec: hold writes to its event_data union"
+    )
 
     demo = sub.add_parser(
         "demo",
@@ -328,7 +331,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     with _extra("emulator", _EMULATOR_EXTRA):
         from .emulator import Emulator
 
-    emulator = Emulator(db=args.db, admin=args.admin)
+    emulator = _checked(Emulator, db=args.db, admin=args.admin, spec=args.spec)
 
     async def run() -> None:
         async with emulator.serve(host=args.host, port=args.port) as url:

@@ -14,7 +14,7 @@ from emulator_helpers import EVENTS, PAYLOAD_SPEC, event, new_cid
 
 from kubernaut_audit.emulator import Emulator, make_event
 from kubernaut_audit.emulator._events import OPEN_PAYLOAD_SCHEMA, REQUEST_SCHEMA
-from kubernaut_audit.emulator._wire import go_dumps, go_float
+from kubernaut_audit.emulator._wire import go_dumps
 
 pytestmark = pytest.mark.anyio
 
@@ -39,7 +39,6 @@ def _upstream_spec() -> Path | None:
     [
         (2.5, "2.5"),
         (100.0, "100"),
-        (-0.0, "0"),
         (1e20, "100000000000000000000"),
         (1e21, "1e+21"),
         (1.2345678901234568e20, "123456789012345680000"),
@@ -52,7 +51,7 @@ def _upstream_spec() -> Path | None:
 )
 def test_floats_print_as_go_prints_a_float64(value: float, text: str) -> None:
     """Shortest digits; exponent form only below 1e-6 or from 1e21, e-07 shortened to e-7."""
-    assert go_float(value) == text
+    assert go_dumps(value) == text
 
 
 def test_strings_are_escaped_as_go_escapes_them() -> None:

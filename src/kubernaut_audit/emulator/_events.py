@@ -389,7 +389,8 @@ def _normalise(value: Any) -> Any:
         return value
     if isinstance(value, int | float):
         number = float(value)
-        return number if math.isfinite(number) else value
+        # jsonb's numeric has no negative zero.
+        return (number or 0.0) if math.isfinite(number) else value
     if isinstance(value, str):
         return _SURROGATE.sub("\ufffd", value)
     if isinstance(value, dict):

@@ -74,7 +74,10 @@ def load_document(source: str | Path | Mapping[str, Any]) -> Mapping[str, Any]:
     if isinstance(source, Mapping):
         return source
     path = Path(source)
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"cannot read the spec {path}: {exc.strerror or exc}") from None
     try:
         document = json.loads(text)
     except ValueError:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
-from json.encoder import encode_basestring
 from typing import Any, Final
 
 import anyio
@@ -18,6 +16,8 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
+
+from kubernaut_audit._gojson import go_float, go_string
 
 #: Go's ResponseWriter buffers this much; a longer body goes out chunked, without Content-Length.
 GO_BUFFER: Final = 2048
@@ -30,53 +30,13 @@ JSON: Final = "application/json"
 PROBLEM_JSON: Final = "application/problem+json"
 SNIFFED_TEXT: Final = "text/plain; charset=utf-8"
 
-_GO_ESCAPES: Final = str.maketrans(
-    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
-)
-
 
 # -- Go's encoding/json ----------------------------------------------------------------------
 
 
-def go_float(value: float) -> str:
-    """A float64 as encoding/json prints it: shortest digits, exponent only outside [1e-6, 1e21)."""
-    if value == 0:
-        return "0"
-    sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
-    text = "".join(map(str, digits))
-    assert isinstance(exponent, int)  # finite: JSON has no NaN or infinity
-    point = len(text) + exponent  # value = 0.<text> × 10**point
-    minus = "-" if sign else ""
-    if not 1e-6 <= abs(value) < 1e21:
-        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
-        power = point - 1
-        # strconv writes e-07 and e+21; encoding/json then shortens e-07 to e-7.
-        suffix = f"-{-power}" if power < 0 else f"+{power:02d}"
-        return f"{minus}{mantissa}e{suffix}"
-    if point <= 0:
-        return f"{minus}0.{'0' * -point}{text}"
-    if point >= len(text):
-        return minus + text + "0" * (point - len(text))
-    return f"{minus}{text[:point]}.{text[point:]}"
-
-
-def go_string(text: str) -> str:
-    """A JSON string literal as encoding/json writes it (HTML-safe)."""
-    literal: str = encode_basestring(text)
-    if (
-        "<" in literal
-        or ">" in literal
-        or "&" in literal
-        or "\u2028" in literal
-        or "\u2029" in literal
-    ):
-        return literal.translate(_GO_ESCAPES)
-    return literal
-
-
 def go_dumps(value: Any) -> str:
-    """Compact JSON as encoding/json writes it; mappings keep their order (sort them first for Go
-    maps) and every float is printed as a float64."""
+    """Compact JSON as encoding/json writes it; mappings keep their order (a struct's fields;
+    sort a Go map's keys first) and every float is printed as a float64."""
     if isinstance(value, str):
         return go_string(value)
     if value is True:
