@@ -40,8 +40,8 @@ S = "#/components/schemas/"
 
 # A spec of our own with what the upstream one has: a shared payload, a payload whose schema
 # omits event_type, a payload only the oneOf names (its event_type enum gives its types), a
-# nested $ref, a closed object, constraints, an enum, a property named like a keyword. The union
-# lives in a nested schema, not in AuditEventRequest.
+# nested $ref, a closed object, an open one, constraints, an enum, a property named like a
+# keyword. The union lives in a nested schema, not in AuditEventRequest.
 MINI_SPEC: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {"title": "Mini Data Storage", "version": "0.1.0"},
@@ -97,6 +97,7 @@ MINI_SPEC: dict[str, Any] = {
             },
             "EchoPayload": {
                 "type": "object",
+                "additionalProperties": True,
                 "required": ["event_type", "text"],
                 "properties": {
                     "event_type": {"type": "string", "enum": ["demo.echo.sent"]},
@@ -289,6 +290,15 @@ def test_extra_fields_and_unknown_enum_values_are_kept(mini: ModuleType) -> None
     assert payload.detail is not None
     assert payload.detail.model_extra == {"hint": "new"}
     assert payload.target == "a-long-target"  # maxLength is not checked on read
+
+
+def test_open_objects_rely_on_the_lenient_base(mini: ModuleType, mini_file: Path) -> None:
+    """additionalProperties: true adds no model_config of its own; extras are kept as ever."""
+    assert "model_config" not in mini_file.read_text()
+    data = {"event_type": "demo.echo.sent", "text": "hi", "added_later": 1}
+    payload = mini.REGISTRY.parse("demo.echo.sent", data)
+    assert isinstance(payload, mini.EchoPayload)
+    assert payload.model_extra == {"added_later": 1}
 
 
 def test_misfit_payload_stays_untyped_and_is_logged_once(

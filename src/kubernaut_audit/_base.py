@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -45,7 +45,7 @@ class OpenEnum(enum.StrEnum):
 class LenientModel(BaseModel):
     """Base of every response model: unknown fields are kept, not rejected."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(extra="allow", populate_by_name=True)
 
 
 class PayloadModel(LenientModel):
@@ -125,7 +125,7 @@ _REGISTRY_SLOT: Any = EventModel.__dict__["_registry"]
 class StrictModel(BaseModel):
     """Base of request models: unknown fields and unknown enum values are refused."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(extra="forbid", populate_by_name=True)
 
     @model_validator(mode="after")
     def _known_enum_values_only(self) -> Any:

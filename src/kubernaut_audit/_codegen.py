@@ -250,7 +250,8 @@ def _lenient(schema: Any) -> None:
         return
     for key in _VALUE_CONSTRAINTS & schema.keys():
         del schema[key]
-    if schema.get("additionalProperties") is False:
+    if isinstance(schema.get("additionalProperties"), bool):
+        # Closed objects open up; open ones need no model_config: PayloadModel keeps extras.
         del schema["additionalProperties"]
     schema.pop("discriminator", None)  # nested discriminators become Literal types: closed
     if "enum" in schema:
@@ -313,7 +314,7 @@ _ENVELOPE_FLAGS: tuple[str, ...] = (
     "--base-class",
     "kubernaut_audit._base.LenientModel",
     "--additional-imports",
-    "kubernaut_audit._base.OpenEnum",
+    "typing.ClassVar,kubernaut_audit._base.OpenEnum",
     "--type-mappings",
     "uri=string",
     "--output-datetime-class",

@@ -47,8 +47,8 @@ class PayloadRegistry(Mapping[str, type[pydantic.BaseModel]]):
     ) -> None:
         self._models = dict(models)
         self._reported: set[str] = set()
-        self.source = source
-        self.spec_sha256 = spec_sha256
+        self.source: str | None = source
+        self.spec_sha256: str | None = spec_sha256
 
     def __getitem__(self, event_type: str) -> type[pydantic.BaseModel]:
         return self._models[event_type]

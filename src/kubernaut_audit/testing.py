@@ -18,6 +18,8 @@ __all__ = ["is_testing", "set_testing"]
 
 
 class _Restore:
+    """What :func:`set_testing` returns: leaving it as a context manager restores the mode."""
+
     def __init__(self, previous: tuple[bool, int]) -> None:
         self._previous = previous
 

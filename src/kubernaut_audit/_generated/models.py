@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
 from kubernaut_audit._base import OpenEnum
 from enum import StrEnum
 from kubernaut_audit._base import EventModel, LenientModel, StrictModel
@@ -74,7 +75,7 @@ class AuditEventData(LenientModel):
 
     """
 
-    model_config = ConfigDict(
+    model_config: ClassVar[ConfigDict] = ConfigDict(
         extra="allow",
     )
     event_type: str
