@@ -6,6 +6,7 @@ schedule assertions are exact and take no real time.
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any
 
@@ -186,6 +187,27 @@ async def test_a_tick_missed_during_a_long_write_fires_once_late(
         await sleep_until(start, 7.0)
         visible = [r.visible_at - start for r in em.records if r.visible_at is not None]
     assert visible == pytest.approx([5.5, 5.5, 6.5])
+
+
+async def test_a_tick_on_a_rounding_edge_does_not_stall_the_grid(
+    emulator: Emulator, cid: str
+) -> None:
+    """A tick whose next one rounds back onto it (start + 0.01 + 2.0 in floating point) still
+    moves on: the grid keeps writing on later turns instead of spinning in place."""
+    start = anyio.current_time()
+
+    def rounds_back(phase: float) -> bool:
+        first = start + phase
+        tick = first + 2.0
+        return first + (math.floor((tick - first) / 2.0) + 1) * 2.0 <= tick
+
+    phase = next(p for p in (i / 100 for i in range(1, 200)) if rounds_back(p))
+    async with emitter(emulator.transport(), phase=phase) as em:
+        await sleep_until(start, phase + 2.0 + 0.5)
+        em.emit(event(cid))
+        await sleep_until(start, phase + 4.0 + 0.5)
+        visible = [r.visible_at - start for r in em.records if r.visible_at is not None]
+    assert visible == pytest.approx([phase + 4.0])
 
 
 async def test_flush_writes_now(emulator: Emulator, cid: str) -> None:

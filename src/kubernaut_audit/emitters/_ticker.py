@@ -100,6 +100,8 @@ class AsyncBufferedEmitter(AsyncEmitterBase):
             # late; the others are skipped, and the grid itself never moves.
             now = anyio.current_time()
             next_tick = first + (math.floor((now - first) / self._interval) + 1) * self._interval
+            if next_tick <= now:  # floating point put the tick just passed one turn too late
+                next_tick += self._interval
             async with self._write_lock:
                 await self._write_all()
 
