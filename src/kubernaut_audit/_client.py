@@ -55,9 +55,13 @@ from ._payloads import PayloadRegistry
 from ._polling import WaitState
 from ._query import AuditFilters, QueryFilters, check_page_bounds, make_filters
 from ._retry import NO_RETRY, RetryHook, RetryPolicy, call_with_retry
+from ._tracebacks import hide_audit_errors
 from ._trail_ops import ExportFilters, ExportProgress
 from ._wait import AbsenceOptions, WaitOptions, WaitResult, assert_none_async, wait_async
 from .models import AuditEvent, AuditEventPage, BatchResult, CreateResult
+
+# pytest leaves this module's frames out of the traceback of an AuditError (see _tracebacks).
+__tracebackhide__ = hide_audit_errors
 
 logger = logging.getLogger("kubernaut_audit")
 

@@ -14,6 +14,10 @@ import httpx
 
 from ._exceptions import ConfigurationError
 from ._retry import RetryHook, RetryPolicy, log_retry
+from ._tracebacks import hide_audit_errors
+
+# pytest leaves this module's frames out of the traceback of an AuditError (see _tracebacks).
+__tracebackhide__ = hide_audit_errors
 
 ENV_URL: Final = "DATA_STORAGE_URL"
 ENV_TOKEN: Final = "DATA_STORAGE_TOKEN"

@@ -19,6 +19,10 @@ import pydantic
 from ._error_map import excerpt, is_json_type, no_time_left
 from ._exceptions import RequestInfo, ResponseDecodeError, ResponseValidationError
 from ._retry import NO_RETRY, RetryPolicy
+from ._tracebacks import hide_audit_errors
+
+# pytest leaves this module's frames out of the traceback of an AuditError (see _tracebacks).
+__tracebackhide__ = hide_audit_errors
 
 T = TypeVar("T")
 

@@ -28,7 +28,11 @@ from ._generated.models import (
 )
 from ._payloads import PayloadRegistry
 from ._query import QueryFilters, page_params
+from ._tracebacks import hide_audit_errors
 from .models import AuditEventPage, AuditEventRequest, CreateResult
+
+# pytest leaves this module's frames out of the traceback of an AuditError (see _tracebacks).
+__tracebackhide__ = hide_audit_errors
 
 EVENTS_PATH = "/api/v1/audit/events"
 BATCH_PATH = "/api/v1/audit/events/batch"

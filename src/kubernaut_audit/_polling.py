@@ -26,7 +26,11 @@ from ._planner import Observation
 from ._query import QueryFilters
 from ._retry import RetryPolicy, is_transient
 from ._schedule import CadenceTracker
+from ._tracebacks import hide_audit_errors
 from .models import AuditEvent, AuditEventPage
+
+# pytest leaves this module's frames out of the traceback of an AuditError (see _tracebacks).
+__tracebackhide__ = hide_audit_errors
 
 logger = logging.getLogger("kubernaut_audit")
 
@@ -369,6 +373,17 @@ def _hint(p: _Poller, events: list[AuditEvent], matched: list[AuditEvent]) -> st
         )
     if not matched:
         return "events arrived but none matched the filters: compare the types and outcomes above"
+    allowed = p.expectation.count
+    if allowed is not None and len(matched) > allowed:
+        if allowed == 0:
+            return (
+                "an event the check forbids was written (type and id above): by the service "
+                "under test, or by another test using this correlation id"
+            )
+        return (
+            f"more matching events arrived than the {allowed} expected: a write repeated "
+            "after a retry, or the service under test triggered twice"
+        )
     return (
         "the expectation was only partly met: the rest may have been dropped by the writer after "
         "failed writes, or it is slower than assumed (raise timeout= or flush_interval=)"

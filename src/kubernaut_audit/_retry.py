@@ -23,6 +23,10 @@ from ._exceptions import (
     RequestInfo,
     TransportError,
 )
+from ._tracebacks import cut_plumbing, hide_audit_errors
+
+# pytest leaves this module's frames out of the traceback of an AuditError (see _tracebacks).
+__tracebackhide__ = hide_audit_errors
 
 logger = logging.getLogger("kubernaut_audit")
 
@@ -215,4 +219,8 @@ async def call_with_retry(
         before_sleep=before_sleep,
         reraise=True,
     )
-    return await retrying(call)
+    try:
+        return await retrying(call)
+    except AuditError as exc:
+        # The same error, re-raised without tenacity's frames (they say nothing of it).
+        raise cut_plumbing(exc)  # noqa: B904

@@ -34,9 +34,13 @@ from ._pagination import PageWalker
 from ._payloads import PayloadRegistry
 from ._query import AuditFilters, check_page_bounds, make_filters
 from ._retry import RetryHook, RetryPolicy
+from ._tracebacks import cut_plumbing, hide_audit_errors
 from ._trail_ops import ExportFilters, ExportProgress
 from ._wait import AbsenceOptions, WaitOptions, WaitResult
 from .models import AuditEvent, AuditEventPage, BatchResult, CreateResult
+
+# pytest leaves this module's frames out of the traceback of an AuditError (see _tracebacks).
+__tracebackhide__ = hide_audit_errors
 
 T = TypeVar("T")
 
@@ -139,9 +143,10 @@ class AuditClient:
         future = portal.start_task_soon(call)
         try:
             return future.result()
-        except BaseException:
+        except BaseException as exc:
             future.cancel()  # Ctrl-C in the caller ends the task too
-            raise
+            # An AuditError surfaces from the caller's call, not from the portal's thread.
+            raise cut_plumbing(exc)  # noqa: B904 - the same error, fewer frames
 
     def close(self) -> None:
         """Close the connection pool and stop the event-loop thread."""

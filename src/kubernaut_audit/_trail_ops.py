@@ -27,6 +27,10 @@ from ._generated.models import (
     VerifyChainRequest,
     VerifyChainResponse,
 )
+from ._tracebacks import hide_audit_errors
+
+# pytest leaves this module's frames out of the traceback of an AuditError (see _tracebacks).
+__tracebackhide__ = hide_audit_errors
 
 EXPORT_PATH = "/api/v1/audit/export"
 VERIFY_PATH = "/api/v1/audit/verify-chain"

@@ -16,7 +16,11 @@ from ._exceptions import AuditWaitTimeout, UnexpectedAuditEvents
 from ._expectation import Criteria, Expectation, Selection
 from ._planner import WRITE_ALLOWANCE, AbsencePlanner, Poll, WaitPlanner
 from ._polling import PollHook, PollRecord, WaitClient, _chronological, _Poller
+from ._tracebacks import hide_audit_errors
 from .models import AuditEvent
+
+# pytest leaves this module's frames out of the traceback of an AuditError (see _tracebacks).
+__tracebackhide__ = hide_audit_errors
 
 #: Intervals in the default timeout: one for the ticker to fire, one for a set split across two
 #: flushes, one of slack.

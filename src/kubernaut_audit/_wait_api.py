@@ -9,7 +9,11 @@ from typing import Any, Unpack, overload
 
 from ._client import AsyncAuditClient
 from ._sync import AuditClient
+from ._tracebacks import hide_audit_errors
 from ._wait import AbsenceOptions, WaitOptions, WaitResult, assert_none_async, wait_async
+
+# pytest leaves this module's frames out of the traceback of an AuditError (see _tracebacks).
+__tracebackhide__ = hide_audit_errors
 
 
 @overload

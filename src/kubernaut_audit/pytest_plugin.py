@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 
 import pytest
 
-from . import _config
+from . import _config, _tracebacks
 from ._chain import ChainVerification
 from ._client import AsyncAuditClient
 from ._exceptions import AuditError, AuditWaitError, ConfigurationError
@@ -78,6 +78,14 @@ def pytest_configure(config: pytest.Config) -> None:
         _flush_interval(config)
     except ConfigurationError as exc:
         raise pytest.UsageError(str(exc)) from None
+    if config.getoption("fulltrace", False):
+        # --full-trace shows every frame of an audit failure, the portal's and tenacity's too.
+        previous = _tracebacks.keep_plumbing(True)
+
+        def restore() -> None:
+            _tracebacks.keep_plumbing(previous)
+
+        config.add_cleanup(restore)
 
 
 def _flush_interval(config: pytest.Config) -> float | None:
@@ -168,12 +176,14 @@ class AuditHelper:
 
     def wait(self, **options: Unpack[WaitOptions]) -> WaitResult:
         """Wait for this test's events; see :func:`kubernaut_audit.wait_for_audit_events`."""
+        __tracebackhide__ = True
         merged: dict[str, Any] = {**self.defaults, **options}
         merged.setdefault("on_poll", self._record)
         return self.client.wait_for_audit_events(self.correlation_id, **merged)
 
     def assert_none(self, **options: Unpack[AbsenceOptions]) -> None:
         """Fail if a matching event appears; see :func:`kubernaut_audit.assert_no_audit_events`."""
+        __tracebackhide__ = True
         merged: dict[str, Any] = {**self.defaults, **options}
         merged.pop("timeout", None)
         merged.setdefault("on_poll", self._record)

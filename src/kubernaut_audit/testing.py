@@ -13,6 +13,10 @@ from types import TracebackType
 
 from ._exceptions import ConfigurationError
 from ._retry import set_testing_state, testing_state
+from ._tracebacks import hide_audit_errors
+
+# pytest leaves this module's frames out of the traceback of an AuditError (see _tracebacks).
+__tracebackhide__ = hide_audit_errors
 
 __all__ = ["is_testing", "set_testing"]
 
