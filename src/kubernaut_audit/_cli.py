@@ -3,8 +3,9 @@
 Exit codes: 0 success; 1 a wait failed (timeout or unexpected events); 2 usage or
 configuration error (a bad argument or setting, found before any request, or a missing extra);
 3 Data Storage answered with an error; 4 Data Storage could not be reached or answered with
-something unreadable; 70 (``EX_SOFTWARE``) an unexpected exception, a bug in kubernaut-audit,
-printed with its traceback; 130 interrupted.
+something unreadable; 5 ``verify-chain`` could not decide (keyed rows checked without the key);
+70 (``EX_SOFTWARE``) an unexpected exception, a bug in kubernaut-audit, printed with its
+traceback; 130 interrupted. ``verify-chain`` exits 1 when the chain is broken.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, TextIO, TypeVar
 import anyio
 
 from . import _config
+from ._chain import ChainVerification, verify_event_chain
 from ._client import AsyncAuditClient
 from ._exceptions import (
     AuditError,
@@ -35,10 +37,20 @@ from ._expectation import Expectation
 from ._polling import PollRecord
 from ._query import check_page_bounds, make_filters
 from ._sync import AuditClient
+from ._trail_ops import (
+    ExportProgress,
+    check_export_bounds,
+    export_query,
+    place_legal_hold,
+    reconstruct,
+    release_legal_hold,
+    verify_chain,
+)
 from .emitters import AsyncBufferedEmitter
 from .models import AuditEvent
 
 EXIT_OK, EXIT_WAIT_FAILED, EXIT_USAGE, EXIT_SERVER, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
+EXIT_UNDETERMINED = 5  # verify-chain: neither intact nor broken could be shown
 EXIT_CRASH = 70  # EX_SOFTWARE in BSD's sysexits.h: an internal error
 EXIT_INTERRUPTED = 130
 _EMULATOR_EXTRA = frozenset({"starlette", "uvicorn"})
@@ -53,12 +65,18 @@ examples:
   kubernaut-audit serve --port 18090          # a local Data Storage emulator
   kubernaut-audit demo                        # see a wait replace time.sleep(5)
   kubernaut-audit codegen --spec data-storage-v1.yaml --output myproj/ds_payloads.py
+  kubernaut-audit export --correlation-id rr-2025-001 --format jsonl --output trail.jsonl
+  kubernaut-audit verify-chain rr-2025-001            # the service's verdict
+  kubernaut-audit verify-chain rr-2025-001 --offline  # recomputed here from a query
+  kubernaut-audit legal-hold place rr-2025-001 --reason "SEC case 42"
+  kubernaut-audit reconstruct rr-2025-001 > rr.yaml
 
 configuration: flags first, then the environment: DATA_STORAGE_URL, DATA_STORAGE_TOKEN,
 DATA_STORAGE_TOKEN_FILE, DATA_STORAGE_USER, KUBERNAUT_AUDIT_FLUSH_INTERVAL.
 
-exit codes: 0 ok, 1 wait failed, 2 usage or configuration, 3 server error, 4 unreachable,
-70 internal error (a bug: the traceback is printed), 130 interrupted.
+exit codes: 0 ok, 1 wait failed or chain broken, 2 usage or configuration, 3 server error,
+4 unreachable, 5 chain undetermined (keyed rows, no key), 70 internal error (a bug: the
+traceback is printed), 130 interrupted.
 """
 
 
@@ -198,7 +216,86 @@ def build_parser() -> argparse.ArgumentParser:
     )
     codegen.add_argument("--spec", required=True, help="the Data Storage OpenAPI file")
     codegen.add_argument("--output", required=True, help="the Python module to write")
+    _trail_parsers(sub)
     return parser
+
+
+def _connection_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", help=f"Data Storage address (default: ${_config.ENV_URL})")
+    p.add_argument("--token-file", help=f"bearer token file (${_config.ENV_TOKEN_FILE})")
+    p.add_argument("--user", help=f"X-Auth-Request-User value (${_config.ENV_USER})")
+
+
+def _trail_parsers(sub: Any) -> None:
+    export = sub.add_parser(
+        "export",
+        help="export audit events, every page, signed by the service",
+        description="Write every page of a signed export (oldest first), as JSON (the pages as "
+        "the service sends them) or JSON lines (one event per line). Each page's "
+        "hash_chain_valid flags are computed on that page alone; use verify-chain for a "
+        "verdict on a chain.",
+    )
+    _connection_options(export)
+    export.add_argument("--correlation-id", help="only events of this correlation id")
+    export.add_argument("--event-category", help="only events of this category")
+    export.add_argument("--start-time", help="from this RFC 3339 time (inclusive)")
+    export.add_argument("--end-time", help="up to this RFC 3339 time (inclusive)")
+    export.add_argument("--redact-pii", action="store_true", help="the service's PII masking")
+    export.add_argument(
+        "--detached-signature", action="store_true", help="add each page's detached signature"
+    )
+    export.add_argument("--page-size", type=int, default=1000, help="events per request (1000)")
+    export.add_argument("--format", choices=["json", "jsonl"], default="json")
+    export.add_argument("--output", "-o", help="file to write (default: standard output)")
+
+    verify = sub.add_parser(
+        "verify-chain",
+        help="verify the hash chain of a correlation id (exit 0 intact, 1 broken)",
+        description="Ask the service to verify a correlation id's hash chain, or with "
+        "--offline recompute every hash here from a query. Exit 0 intact, 1 broken, 5 "
+        "undetermined (keyed rows checked offline without the key).",
+    )
+    _connection_options(verify)
+    verify.add_argument("correlation_id", help="the correlation id")
+    verify.add_argument("--offline", action="store_true", help="recompute here, from a query")
+    verify.add_argument(
+        "--key-file", help="with --offline: a file holding the service's hash key (raw bytes)"
+    )
+    verify.add_argument(
+        "--algorithm",
+        choices=["auto", "sha256-unkeyed", "hmac-sha256"],
+        default="auto",
+        help="with --offline: what the rows are known to use (auto)",
+    )
+    verify.add_argument("--format", choices=["text", "json"], default="text")
+
+    hold = sub.add_parser(
+        "legal-hold",
+        help="place, list or release legal holds",
+        description="Legal holds on the audit events of a correlation id. The holder is the "
+        "user of your token.",
+    )
+    actions = hold.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    actions.required = True
+    place = actions.add_parser("place", help="hold every stored event of a correlation id")
+    release = actions.add_parser("release", help="release the hold on a correlation id")
+    listing = actions.add_parser("list", help="the holds in force, newest first")
+    for p in (place, release):
+        _connection_options(p)
+        p.add_argument("correlation_id", help="the correlation id")
+        p.add_argument("--reason", required=True, help="why (required)")
+        p.add_argument("--format", choices=["text", "json"], default="text")
+    _connection_options(listing)
+    listing.add_argument("--format", choices=["text", "json"], default="text")
+
+    reconstruct = sub.add_parser(
+        "reconstruct",
+        help="rebuild a RemediationRequest from the audit trail (YAML to stdout)",
+        description="Have the service rebuild the RemediationRequest of a correlation id: the "
+        "YAML goes to standard output, the validation summary to standard error.",
+    )
+    _connection_options(reconstruct)
+    reconstruct.add_argument("correlation_id", help="the correlation id")
 
 
 def _client(args: argparse.Namespace) -> AuditClient:
@@ -444,6 +541,211 @@ def _cmd_codegen(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _plain_client(args: argparse.Namespace) -> AuditClient:
+    return _checked(AuditClient, base_url=args.url, token_file=args.token_file, user=args.user)
+
+
+def _export_progress(stream: TextIO) -> Callable[[ExportProgress], None]:
+    def show(progress: ExportProgress) -> None:
+        stream.write(f"\rexporting: page {progress.pages}, {progress.events} events")
+        stream.flush()
+
+    return show
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    filters: dict[str, Any] = {
+        k: v
+        for k, v in (
+            ("correlation_id", args.correlation_id),
+            ("event_category", args.event_category),
+            ("start_time", args.start_time),
+            ("end_time", args.end_time),
+        )
+        if v is not None
+    }
+    filters["redact_pii"] = args.redact_pii
+    filters["include_detached_signature"] = args.detached_signature
+    _checked(export_query, **filters)
+    _checked(check_export_bounds, args.page_size, 0)
+    live = sys.stderr.isatty()
+    pages = events = flagged = 0
+    with _client_output(args.output) as out, _plain_client(args) as client:
+        walk = client.iter_export(
+            page_size=args.page_size,
+            on_page=_export_progress(sys.stderr) if live else None,
+            **filters,
+        )
+        if args.format == "json":
+            out.write("[")
+        try:
+            for page in walk:
+                if args.format == "json":
+                    out.write(",\n" if pages else "\n")
+                    json.dump(page.model_dump(mode="json", exclude_unset=True), out)
+                else:
+                    for event in page.events:
+                        out.write(json.dumps(event.model_dump(mode="json", exclude_unset=True)))
+                        out.write("\n")
+                pages += 1
+                events += len(page.events)
+                flagged += sum(1 for e in page.events if e.hash_chain_valid is False)
+        finally:
+            if live:
+                sys.stderr.write("\n")
+        if args.format == "json":
+            out.write("\n]\n" if pages else "]\n")
+    where = args.output or "standard output"
+    print(f"exported {events} event(s) in {pages} page(s) to {where}", file=sys.stderr)
+    if flagged:
+        print(
+            f"{flagged} event(s) flagged by the per-page checks (a page, time window or category "
+            "cut also flags events; run verify-chain for a verdict)",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+@contextmanager
+def _client_output(path: str | None) -> Iterator[TextIO]:
+    if path is None:
+        yield sys.stdout
+        return
+    try:
+        handle = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise _UsageError(f"cannot write {path}: {exc.strerror}") from exc
+    with handle:
+        yield handle
+
+
+def _cmd_verify_chain(args: argparse.Namespace) -> int:
+    if args.offline:
+        return _verify_offline(args)
+    if args.key_file is not None or args.algorithm != "auto":
+        raise _UsageError("--key-file and --algorithm apply to --offline only")
+    _checked(verify_chain, args.correlation_id)
+    with _plain_client(args) as client:
+        result = client.verify_audit_chain(args.correlation_id)
+    if args.format == "json":
+        print(json.dumps(result.model_dump(mode="json", exclude_unset=True), indent=2))
+    else:
+        print(f"{result.correlation_id}: {result.message}")
+        print(
+            f"  {result.verified_events} of {result.total_events} hashed event(s) verified"
+            + (f", {result.skipped_null_hash} without a hash" if result.skipped_null_hash else "")
+        )
+        for entry in result.tampered_events or []:
+            print(f"  {entry.event_id}  {entry.message}")
+    return EXIT_OK if result.is_valid else EXIT_WAIT_FAILED
+
+
+def _verify_offline(args: argparse.Namespace) -> int:
+    key: bytes | None = None
+    if args.key_file is not None:
+        try:
+            with open(args.key_file, "rb") as handle:
+                key = handle.read()
+        except OSError as exc:
+            raise _UsageError(f"cannot read {args.key_file}: {exc.strerror}") from exc
+    _checked(make_filters, correlation_id=args.correlation_id)
+    _checked(verify_event_chain, [], key=key, algorithm=args.algorithm)
+    with _plain_client(args) as client:
+        result = client.verify_audit_chain_offline(
+            args.correlation_id, key=key, algorithm=args.algorithm
+        )
+    if args.format == "json":
+        print(json.dumps(_verification_json(result), indent=2))
+    else:
+        print(f"{args.correlation_id}: {result}")
+        for item in result.breaks:
+            mark = " (reordered)" if item.reordered else ""
+            print(f"  {item.event_id}  {item.kind}{mark}: {item.message}")
+        for event_id in result.undecided_event_ids:
+            print(f"  {event_id}  undecided: keyed, or tampered")
+    if result.verdict == "intact":
+        return EXIT_OK
+    return EXIT_WAIT_FAILED if result.verdict == "broken" else EXIT_UNDETERMINED
+
+
+def _verification_json(result: ChainVerification) -> dict[str, Any]:
+    return {
+        "verdict": result.verdict,
+        "correlation_ids": list(result.correlation_ids),
+        "total_events": result.total_events,
+        "verified_events": result.verified_events,
+        "skipped_events": result.skipped_events,
+        "breaks": [
+            {
+                "event_id": str(b.event_id),
+                "kind": b.kind,
+                "reordered": b.reordered,
+                "expected_hash": b.expected_hash,
+                "actual_hash": b.actual_hash,
+                "previous_hash": b.previous_hash,
+                "message": b.message,
+            }
+            for b in result.breaks
+        ],
+        "undecided_event_ids": [str(i) for i in result.undecided_event_ids],
+        "algorithms": dict(result.algorithms),
+        "notes": list(result.notes),
+    }
+
+
+def _cmd_legal_hold(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        with _plain_client(args) as client:
+            holds = client.list_legal_holds()
+        if args.format == "json":
+            print(json.dumps(holds.model_dump(mode="json", exclude_unset=True), indent=2))
+            return EXIT_OK
+        if not holds.holds:
+            print("(no legal holds)")
+        for hold in holds.holds or []:
+            when = hold.placed_at.isoformat() if hold.placed_at else "?"
+            print(
+                f"{hold.correlation_id}  {hold.events_affected} event(s)  by {hold.placed_by}  "
+                f"at {when}  reason: {hold.reason}"
+            )
+        return EXIT_OK
+    if args.action == "place":
+        _checked(place_legal_hold, args.correlation_id, args.reason)
+        with _plain_client(args) as client:
+            placed = client.place_legal_hold(args.correlation_id, args.reason)
+        data = placed.model_dump(mode="json", exclude_unset=True)
+        text = (
+            f"held {placed.events_affected} event(s) of {placed.correlation_id} "
+            f"for {placed.placed_by}"
+        )
+    else:
+        _checked(release_legal_hold, args.correlation_id, args.reason)
+        with _plain_client(args) as client:
+            released = client.release_legal_hold(args.correlation_id, args.reason)
+        data = released.model_dump(mode="json", exclude_unset=True)
+        text = f"released {released.events_released} event(s) of {released.correlation_id}"
+    print(json.dumps(data, indent=2) if args.format == "json" else text)
+    return EXIT_OK
+
+
+def _cmd_reconstruct(args: argparse.Namespace) -> int:
+    _checked(reconstruct, args.correlation_id)
+    with _plain_client(args) as client:
+        result = client.reconstruct_remediation_request(args.correlation_id)
+    sys.stdout.write(result.remediation_request_yaml)
+    validation = result.validation
+    print(
+        f"completeness {validation.completeness}%, "
+        f"{'valid' if validation.is_valid else 'NOT valid'}",
+        file=sys.stderr,
+    )
+    for error in validation.errors:
+        print(f"  error: {error}", file=sys.stderr)
+    for warning in validation.warnings:
+        print(f"  warning: {warning}", file=sys.stderr)
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kubernaut-audit`` command."""
     parser = build_parser()
@@ -459,6 +761,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "serve": _cmd_serve,
         "demo": _cmd_demo,
         "codegen": _cmd_codegen,
+        "export": _cmd_export,
+        "verify-chain": _cmd_verify_chain,
+        "legal-hold": _cmd_legal_hold,
+        "reconstruct": _cmd_reconstruct,
     }
     if args.command is None:
         parser.print_help(sys.stderr)
