@@ -9,9 +9,9 @@ surrogate, here) with the escape ``\\ufffd``.
 
 from __future__ import annotations
 
+import json
 import math
 import re
-from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from json.encoder import encode_basestring
@@ -78,26 +78,61 @@ def go_number(value: int | float) -> str:
     return go_float(float(value))
 
 
+class _Literal:
+    """A number already written as Go writes it, carried through ``json.dumps``."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+_MARK = "\x00gojson:"
+_MARKED = re.compile(r'"\\u0000gojson:([^"\\]*)"')
+
+
+def _float_literal(text: str) -> _Literal:
+    return _Literal(go_float(float(text)))
+
+
+def _int_literal(text: str) -> int | _Literal:
+    value = int(text)
+    return value if -_EXACT_INT <= value <= _EXACT_INT else _Literal(go_number(value))
+
+
+def _mark(value: Any) -> str:
+    if isinstance(value, _Literal):
+        return _MARK + value.text
+    raise TypeError(f"{type(value).__name__} is not a JSON value")
+
+
+def go_document(text: str) -> str:
+    """A JSON document re-encoded as Go encodes the ``any`` it decodes into: object keys
+    sorted, numbers through float64, strings escaped as Go escapes them.
+
+    Encoding and decoding stay in the C ``json`` module; only numbers that Go writes
+    differently pass through Python code.
+    """
+    value = json.loads(text, parse_float=_float_literal, parse_int=_int_literal)
+    out = json.dumps(
+        value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=_mark
+    )
+    if "\\u0000gojson:" in out:
+        out = _MARKED.sub(lambda match: match.group(1), out)
+    if _HTML_UNSAFE.search(out):
+        out = out.translate(_HTML_ESCAPES)
+    if not out.isascii() and _SURROGATE.search(out):
+        out = _SURROGATE.sub(lambda _: "\\ufffd", out)
+    return out
+
+
 def go_value(value: Any) -> str:
     """A decoded JSON value (``dict``, ``list``, ``str``, numbers, ``bool``, ``None``) as Go
     encodes the ``map[string]any`` it would decode into: object keys sorted, numbers as float64.
     """
     if isinstance(value, str):
         return go_string(value)
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, int | float):
-        return go_number(value)
-    if isinstance(value, Mapping):
-        items = sorted((str(k), v) for k, v in value.items())
-        return "{" + ",".join(f"{go_string(k)}:{go_value(v)}" for k, v in items) + "}"
-    if isinstance(value, Sequence):
-        return "[" + ",".join(go_value(item) for item in value) + "]"
-    raise TypeError(f"{type(value).__name__} is not a JSON value")
+    return go_document(json.dumps(value, ensure_ascii=False, allow_nan=False))
 
 
 def go_time(moment: datetime) -> str:

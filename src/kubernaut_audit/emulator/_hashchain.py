@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from datetime import date
 from typing import Any, Final
 
-from kubernaut_audit._gojson import go_number, go_string, go_value
+from kubernaut_audit._gojson import go_document, go_number, go_string
 
 from ._times import format_midnight, format_timestamp
 
@@ -86,7 +85,7 @@ def row_preimage(row: Mapping[str, Any]) -> bytes:
         "true" if row["is_sensitive"] else "false",
         _ZEROED_TAIL,
         ',"event_data":',
-        go_value(json.loads(data)) if data is not None else "null",
+        go_document(data) if data is not None else "null",
         "}",
     ]
     return "".join(parts).encode()
