@@ -98,3 +98,29 @@ def test_no_import_cycle() -> None:
     """No module of src/ imports, however indirectly, a module that imports it."""
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def _reach(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for nxt in graph[todo.pop()] - seen:
+            seen.add(nxt)
+            todo.append(nxt)
+    return seen
+
+
+def test_waiting_code_never_reaches_a_client() -> None:
+    """The waits, their polls and their planner reach neither face, even indirectly."""
+    graph = import_graph()
+    faces = {f"{PACKAGE}._client", f"{PACKAGE}._sync"}
+    for module in ("_wait", "_polling", "_planner", "_schedule"):
+        assert not _reach(graph, f"{PACKAGE}.{module}") & faces, module
+
+
+def test_sans_io_core_never_reaches_the_network_code() -> None:
+    """The sans-I/O modules reach neither face nor the waits."""
+    graph = import_graph()
+    above = {f"{PACKAGE}.{m}" for m in ("_client", "_sync", "_wait", "_wait_api", "_polling")}
+    for module in ("_core", "_operations", "_query", "_error_map"):
+        assert not _reach(graph, f"{PACKAGE}.{module}") & above, module
