@@ -75,6 +75,7 @@ bench: install
 	$(PY) tests/benchmarks/bench_wait.py
 	$(PY) tests/benchmarks/bench_suite.py
 	$(PY) tests/benchmarks/bench_soak.py
+	$(PY) tests/benchmarks/bench_trail.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) build dist .mypy_cache .ruff_cache

@@ -14,7 +14,7 @@ import pytest
 
 from kubernaut_audit import AuditEvent, compute_event_hash, verify_event_chain
 from kubernaut_audit._chain import hash_preimage
-from kubernaut_audit._gojson import go_float, go_string, go_time, go_value
+from kubernaut_audit._gojson import go_document, go_float, go_string, go_time, go_value
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "hash_vectors.json").read_text())
 VECTORS = GOLDEN["vectors"]
@@ -376,3 +376,24 @@ def test_summary_names_the_verdict_and_counts() -> None:
     text = str(result)
     assert text.startswith("chain undetermined: 0 of 2 hashed events verified")
     assert "note:" in text
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (2.5, "2.5"),
+        (1e-7, "1e-7"),
+        (None, "null"),
+        (12345678901234567890, "12345678901234567000"),
+        ([1.0, "x<"], '[1,"x\\u003c"]'),
+        ({"s": "1.5e3", "n": 1e16}, '{"n":10000000000000000,"s":"1.5e3"}'),
+    ],
+)
+def test_go_value_scalars_and_number_like_strings(value: object, text: str) -> None:
+    """Top-level scalars, floats in arrays, and digits inside strings are each rendered right."""
+    assert go_value(value) == text
+
+
+def test_go_document_accepts_spaced_json() -> None:
+    """A document with spaces (as PostgreSQL prints JSONB) renders as Go's compact form."""
+    assert go_document('{"b": 3.0, "a": [1e-07, "x"]}') == '{"a":[1e-7,"x"],"b":3}'

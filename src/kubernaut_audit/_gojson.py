@@ -17,31 +17,34 @@ from decimal import Decimal
 from json.encoder import encode_basestring
 from typing import Any
 
-_HTML_UNSAFE = re.compile("[<>&\u2028\u2029]")
-_HTML_ESCAPES = str.maketrans(
-    {
-        "<": "\\u003c",
-        ">": "\\u003e",
-        "&": "\\u0026",
-        "\u2028": "\\u2028",
-        "\u2029": "\\u2029",
-    }
-)
 _SURROGATE = re.compile("[\ud800-\udfff]")
+#: A number token in compact JSON that Go may write differently: a float, or a long integer.
+#: (Text inside strings can match too; that only costs the slower exact path.)
+_FLOATY = re.compile(r"[:,\[]\s*-?\d+(?:\.\d|[eE])|[:,\[]\s*-?\d{16,}")
+#: The string and number tokens of compact JSON (strings first, so digits inside them are kept).
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?')
 #: Integers beyond this went through a float64 on the Go side (event_data numbers always do).
 _EXACT_INT = 2**53
+
+
+def _escaped(out: str) -> str:
+    """JSON text from Python's encoder with Go's extra escapes (ASCII fast path first)."""
+    if "<" in out or ">" in out or "&" in out:
+        out = out.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    if not out.isascii():
+        if "\u2028" in out or "\u2029" in out:
+            out = out.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+        if _SURROGATE.search(out):
+            # Go writes each invalid UTF-8 byte as the escape \ufffd; a lone surrogate is what
+            # Python has where Go would have had invalid bytes.
+            out = _SURROGATE.sub(lambda _: "\\ufffd", out)
+    return out
 
 
 def go_string(text: str) -> str:
     """A JSON string literal as Go writes it (HTML-safe escaping, non-ASCII raw)."""
     out: str = encode_basestring(text)
-    if _HTML_UNSAFE.search(text):
-        out = out.translate(_HTML_ESCAPES)
-    if not text.isascii() and _SURROGATE.search(text):
-        # Go writes each invalid UTF-8 byte as the escape \ufffd; a lone surrogate is what
-        # Python has where Go would have had invalid bytes.
-        out = _SURROGATE.sub(lambda _: "\\ufffd", out)
-    return out
+    return _escaped(out)
 
 
 def go_float(value: float) -> str:
@@ -100,6 +103,15 @@ def _int_literal(text: str) -> int | _Literal:
     return value if -_EXACT_INT <= value <= _EXACT_INT else _Literal(go_number(value))
 
 
+def _go_token(match: re.Match[str]) -> str:
+    token = match.group(0)
+    if token[0] == '"':
+        return token
+    if "." in token or "e" in token or "E" in token:
+        return go_float(float(token))
+    return token if len(token) < 16 else go_number(int(token))
+
+
 def _mark(value: Any) -> str:
     if isinstance(value, _Literal):
         return _MARK + value.text
@@ -113,17 +125,17 @@ def go_document(text: str) -> str:
     Encoding and decoding stay in the C ``json`` module; only numbers that Go writes
     differently pass through Python code.
     """
-    value = json.loads(text, parse_float=_float_literal, parse_int=_int_literal)
+    exact = not text.startswith(("{", "[")) or _FLOATY.search(text) is not None
+    if exact:
+        value = json.loads(text, parse_float=_float_literal, parse_int=_int_literal)
+    else:
+        value = json.loads(text)
     out = json.dumps(
         value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=_mark
     )
-    if "\\u0000gojson:" in out:
+    if exact and "\\u0000gojson:" in out:
         out = _MARKED.sub(lambda match: match.group(1), out)
-    if _HTML_UNSAFE.search(out):
-        out = out.translate(_HTML_ESCAPES)
-    if not out.isascii() and _SURROGATE.search(out):
-        out = _SURROGATE.sub(lambda _: "\\ufffd", out)
-    return out
+    return _escaped(out)
 
 
 def go_value(value: Any) -> str:
@@ -132,7 +144,14 @@ def go_value(value: Any) -> str:
     """
     if isinstance(value, str):
         return go_string(value)
-    return go_document(json.dumps(value, ensure_ascii=False, allow_nan=False))
+    text = json.dumps(
+        value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+    )
+    if not text.startswith(("{", "[")):
+        return go_document(text)
+    if _FLOATY.search(text):
+        text = _TOKENS.sub(_go_token, text)
+    return _escaped(text)
 
 
 def go_time(moment: datetime) -> str:
