@@ -19,10 +19,13 @@ from kubernaut_audit import (
     AuditEventPage,
     AuditEventRequest,
     BatchResult,
+    ChainBreak,
+    ChainVerification,
     CreateResult,
     DataStorageError,
     EventCategory,
     EventOutcome,
+    ExportProgress,
     PayloadRegistry,
     PollRecord,
     RequestInfo,
@@ -35,9 +38,20 @@ from kubernaut_audit import (
     WaitResult,
     WaitStats,
     assert_no_audit_events,
+    compute_event_hash,
+    verify_event_chain,
     wait_for_audit_events,
 )
-from kubernaut_audit.models import PayloadModel
+from kubernaut_audit.models import (
+    AuditExportEvent,
+    AuditExportResponse,
+    LegalHoldList,
+    LegalHoldPlacement,
+    LegalHoldRelease,
+    PayloadModel,
+    ReconstructionResponse,
+    VerifyChainResponse,
+)
 
 
 def hook(details: RetryDetails) -> None:
@@ -160,6 +174,29 @@ def typed_payloads(event: AuditEvent) -> None:
     payload = event.payload
     if isinstance(payload, _Pong):
         assert_type(payload.latency_ms, int)
+
+
+def progress(step: ExportProgress) -> None:
+    assert_type(step.events, int)
+
+
+async def audit_trail(client: AsyncAuditClient, blocking: AuditClient) -> None:
+    page = await client.export_audit_events(correlation_id="rr-1", limit=10, redact_pii=True)
+    assert_type(page, AuditExportResponse)
+    async for each in client.iter_export(start_time=datetime.now(UTC), on_page=progress):
+        assert_type(each, AuditExportResponse)
+    for each in blocking.iter_export(correlation_id="rr-1"):
+        assert_type(each.events, list[AuditExportEvent])
+    assert_type(await client.verify_audit_chain("rr-1"), VerifyChainResponse)
+    offline = blocking.verify_audit_chain_offline("rr-1", key=b"k", algorithm="hmac-sha256")
+    assert_type(offline, ChainVerification)
+    assert_type(offline.breaks, tuple[ChainBreak, ...])
+    assert_type(verify_event_chain([{"event_id": "x"}]), ChainVerification)
+    assert_type(compute_event_hash({"event_id": "x"}, ""), str)
+    assert_type(await client.place_legal_hold("rr-1", "why"), LegalHoldPlacement)
+    assert_type(blocking.list_legal_holds(), LegalHoldList)
+    assert_type(blocking.release_legal_hold("rr-1", "done"), LegalHoldRelease)
+    assert_type(await client.reconstruct_remediation_request("rr-1"), ReconstructionResponse)
 
 
 assert_type(kubernaut_audit.__all__, list[str])
