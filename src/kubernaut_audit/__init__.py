@@ -6,6 +6,7 @@ import warnings
 from typing import Any
 
 from ._chain import ChainBreak, ChainVerification, compute_event_hash, verify_event_chain
+from ._checks import AuditCheck
 from ._client import AsyncAuditClient
 from ._exceptions import (
     AuditError,
@@ -31,6 +32,7 @@ from ._exceptions import (
     UnexpectedAuditEvents,
     UnprocessableEntityError,
 )
+from ._expectations import AsyncExpectationSet, ExpectationSet
 from ._payloads import PayloadRegistry
 from ._polling import PollRecord
 from ._retry import RetryDetails, RetryHook, RetryPolicy
@@ -50,6 +52,8 @@ from .models import (
 
 __all__ = [
     "AsyncAuditClient",
+    "AsyncExpectationSet",
+    "AuditCheck",
     "AuditClient",
     "AuditError",
     "AuditEvent",
@@ -68,6 +72,7 @@ __all__ = [
     "DataStorageError",
     "EventCategory",
     "EventOutcome",
+    "ExpectationSet",
     "ExportProgress",
     "NotFoundError",
     "PayloadRegistry",

@@ -41,6 +41,7 @@ from ._error_map import (
     transport_error,
 )
 from ._exceptions import AuditError, RequestInfo
+from ._expectations import AsyncExpectationSet
 from ._generated.models import (
     AuditExportResponse,
     LegalHoldList,
@@ -52,7 +53,7 @@ from ._generated.models import (
 from ._operations import EventInput
 from ._pagination import PageWalker
 from ._payloads import PayloadRegistry
-from ._polling import WaitState
+from ._polling import PollHook, WaitState
 from ._query import AuditFilters, QueryFilters, check_page_bounds, make_filters
 from ._retry import NO_RETRY, RetryHook, RetryPolicy, call_with_retry
 from ._tracebacks import hide_audit_errors
@@ -585,6 +586,22 @@ class AsyncAuditClient:
         .. versionadded:: 0.1.0
         """
         await assert_none_async(self, correlation_id, **options)
+
+    def expectations(
+        self, correlation_id: str, *, on_poll: PollHook | None = None
+    ) -> AsyncExpectationSet:
+        """A set of audit checks on ``correlation_id``, declared now, verified together.
+
+        ``expect(...)``/``expect_none(...)`` record checks at once; ``await verify()`` polls
+        for all of them in one loop. See :class:`AsyncExpectationSet`.
+
+        Args:
+            correlation_id: required and non-empty.
+            on_poll: called with a :class:`PollRecord` after every poll.
+
+        .. versionadded:: 0.2.0
+        """
+        return AsyncExpectationSet(self, correlation_id, on_poll=on_poll)
 
     # -- health ------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar, Unpack
@@ -21,6 +22,7 @@ from . import _config
 from . import _trail_ops as trail
 from ._chain import ChainVerification
 from ._client import AsyncAuditClient
+from ._expectations import ExpectationSet
 from ._generated.models import (
     AuditExportResponse,
     LegalHoldList,
@@ -32,6 +34,7 @@ from ._generated.models import (
 from ._operations import EventInput
 from ._pagination import PageWalker
 from ._payloads import PayloadRegistry
+from ._polling import PollHook
 from ._query import AuditFilters, check_page_bounds, make_filters
 from ._retry import RetryHook, RetryPolicy
 from ._tracebacks import cut_plumbing, hide_audit_errors
@@ -147,6 +150,10 @@ class AuditClient:
             future.cancel()  # Ctrl-C in the caller ends the task too
             # An AuditError surfaces from the caller's call, not from the portal's thread.
             raise cut_plumbing(exc)  # noqa: B904 - the same error, fewer frames
+
+    def _start_soon(self, fn: Callable[..., Awaitable[T]], *args: Any) -> Future[T]:
+        """Start ``fn`` on this client's loop and return at once (a background task)."""
+        return self._get_portal().start_task_soon(fn, *args)
 
     def close(self) -> None:
         """Close the connection pool and stop the event-loop thread."""
@@ -291,3 +298,13 @@ class AuditClient:
     def reconstruct_remediation_request(self, correlation_id: str) -> ReconstructionResponse:
         """See :meth:`AsyncAuditClient.reconstruct_remediation_request`."""
         return self._run(self._async.reconstruct_remediation_request, correlation_id)
+
+    def expectations(
+        self, correlation_id: str, *, on_poll: PollHook | None = None
+    ) -> ExpectationSet:
+        """A set of audit checks on ``correlation_id``, declared now, verified together; see
+        :meth:`AsyncAuditClient.expectations`.
+
+        .. versionadded:: 0.2.0
+        """
+        return ExpectationSet(self._async.expectations(correlation_id, on_poll=on_poll), self)

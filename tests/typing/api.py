@@ -13,6 +13,8 @@ from pydantic import BaseModel
 import kubernaut_audit
 from kubernaut_audit import (
     AsyncAuditClient,
+    AsyncExpectationSet,
+    AuditCheck,
     AuditClient,
     AuditError,
     AuditEvent,
@@ -25,6 +27,7 @@ from kubernaut_audit import (
     DataStorageError,
     EventCategory,
     EventOutcome,
+    ExpectationSet,
     ExportProgress,
     PayloadRegistry,
     PollRecord,
@@ -156,6 +159,27 @@ async def waits(client: AsyncAuditClient, blocking: AuditClient) -> None:
     assert_type(blocking.wait_for_audit_events("rr-1"), WaitResult)
     assert_type(assert_no_audit_events(blocking, "rr-1", during=1.0), None)
     await assert_no_audit_events(client, "rr-1", event_type="x")
+
+
+async def expectations(client: AsyncAuditClient, blocking: AuditClient) -> None:
+    exp = client.expectations("rr-1", on_poll=on_poll)
+    assert_type(exp, AsyncExpectationSet)
+    check = exp.expect(
+        event_type="a.b.c", count=1, settle=True, where=lambda e: e.event_type == "a.b.c"
+    )
+    assert_type(check, AuditCheck)
+    assert_type(check.correlation_id, str)
+    assert_type(exp.expect_none(event_type="x.y.z", during=1.0), AuditCheck)
+    assert_type(exp.checks, tuple[AuditCheck, ...])
+    await exp.verify()
+    async with client.expectations("rr-2") as scoped:
+        assert_type(scoped, AsyncExpectationSet)
+    sync = blocking.expectations("rr-1")
+    assert_type(sync, ExpectationSet)
+    sync.expect(event_types={"a.b.c": 2}, timeout=5.0)
+    assert_type(sync.verify(), None)
+    with blocking.expectations("rr-3") as block:
+        block.expect_none()
 
 
 class _Pong(PayloadModel):
