@@ -7,24 +7,36 @@ Fixtures: ``correlation_id``, ``audit_client``, ``async_audit_client``, ``audit`
 (workers are separate processes: a per-worker server needs no cross-process coordination and
 cannot collide on a port, and correlation ids keep tests apart either way).
 
-This is the only module of the package that imports pytest.
+Declared checks (``audit.expect(...)``, ``audit.expect_none(...)``) are verified together after
+the test body (a ``pytest_runtest_call`` wrapper), or, with ``--audit-window=K`` / ini
+``audit_window``, while later tests run (``_plugin_window``). A failed check is a FAIL of its test
+with the wait diagnostic; the hook ``pytest_audit_failure(item, failures)`` hears of it first.
+
+This module and ``_plugin_window`` are the only modules of the package that import pytest.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 
 import pytest
 
 from . import _config, _tracebacks
 from ._chain import ChainVerification
+from ._checkpoll import Verification
+from ._checks import AuditCheck, ExpectNoneOptions, ExpectOptions
 from ._client import AsyncAuditClient
 from ._exceptions import AuditError, AuditWaitError, ConfigurationError
+from ._expectations import ExpectationSet, combined_failure
+from ._plugin_window import SECTION, CrashGuard, Window, XdistWorker, blockers
 from ._polling import PollRecord
 from ._sync import AuditClient
 from ._wait import AbsenceOptions, WaitOptions, WaitResult
@@ -38,6 +50,32 @@ __all__ = ["AuditHelper", "EmulatorKit"]
 
 _MAX_CID = 255
 _REPORT_KEY = pytest.StashKey["AuditHelper"]()
+_PENDING_KEY = pytest.StashKey["Future[Verification | None]"]()
+_WINDOW_KEY = pytest.StashKey["Window | None"]()
+_BLOCKED_KEY = pytest.StashKey[list[str]]()
+_FAILURES_KEY = pytest.StashKey[list[BaseException]]()
+
+
+class _Hooks:
+    @pytest.hookspec
+    def pytest_audit_failure(self, item: pytest.Item, failures: Sequence[BaseException]) -> None:
+        """A test's declared audit checks failed (called once per test, before it is reported).
+
+        In windowed mode a verdict is reported up to K tests late; this hook hears of it as soon
+        as the run notices, for collecting logs while they are fresh.
+
+        Args:
+            item: the test.
+            failures: one :class:`AuditWaitError` per failed check (``AuditWaitTimeout``,
+                ``UnexpectedAuditEvents``), in declaration order, or the error that stopped the
+                verification (a 401, say).
+
+        .. versionadded:: 0.2.0
+        """
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(_Hooks)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -63,16 +101,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run against an embedded Data Storage emulator on a free loopback port "
         "(one per xdist worker); needs kubernaut-audit[emulator]",
     )
+    group.addoption(
+        "--audit-window",
+        dest="audit_window",
+        type=int,
+        default=None,
+        metavar="K",
+        help="report tests up to K tests late so that the declared audit checks of up to K "
+        "tests resolve together (windowed verdicts; default 0: verify after each test body)",
+    )
     parser.addini("data_storage_url", "Data Storage address", default=None)
     parser.addini("audit_flush_interval", "audit writer flush interval (seconds)", default=None)
     parser.addini("audit_correlation_prefix", "prefix of generated correlation ids", default="test")
+    parser.addini("audit_window", "windowed verdicts: tests with pending checks", default="0")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "audit(flush_interval=None, timeout=None): settings for the `audit` fixture's waits "
-        "in this test",
+        "and checks in this test",
     )
     try:
         _flush_interval(config)
@@ -86,6 +134,74 @@ def pytest_configure(config: pytest.Config) -> None:
             _tracebacks.keep_plumbing(previous)
 
         config.add_cleanup(restore)
+
+
+def _window_size(config: pytest.Config) -> int:
+    raw = config.getoption("audit_window")
+    if raw is None:
+        raw = config.getini("audit_window") or 0
+    try:
+        size = int(raw)
+    except ValueError:
+        raise pytest.UsageError(f"audit_window must be an integer >= 0, got {raw!r}") from None
+    if size < 0:
+        raise pytest.UsageError(f"--audit-window must be >= 0, got {size}")
+    return size
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # After every plugin's pytest_configure (pytest-xdist registers its parts there).
+    config = session.config
+    config.stash[_WINDOW_KEY] = None
+    config.stash[_BLOCKED_KEY] = []
+    size = _window_size(config)
+    if size <= 0:
+        return
+    reasons = blockers(config)
+    if reasons:
+        config.stash[_BLOCKED_KEY] = reasons
+        return
+    if config.pluginmanager.hasplugin("dsession"):
+        # The controller runs no test: it only reports what crashed workers held.
+        config.pluginmanager.register(CrashGuard(), "kubernaut-audit-crash-guard")
+        return
+    window = Window(
+        size=size,
+        resolve=_resolve_pending,
+        notify=_notify,
+        pending_of=lambda item: item.stash.get(_PENDING_KEY, None),
+        xdist=XdistWorker.of(config),
+    )
+    config.stash[_WINDOW_KEY] = window
+    config.pluginmanager.register(window, "kubernaut-audit-window")
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    reasons = config.stash.get(_BLOCKED_KEY, [])
+    if not reasons:
+        return None
+    return (
+        f"kubernaut-audit: --audit-window ignored ({'; '.join(reasons)}): declared audit checks "
+        "are verified after each test body"
+    )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # A conftest loaded during collection may bring a plugin that owns the protocol.
+    config = session.config
+    window = config.stash.get(_WINDOW_KEY, None)
+    if window is None:
+        return
+    reasons = blockers(config)
+    if not reasons:
+        return
+    config.pluginmanager.unregister(window)
+    config.stash[_WINDOW_KEY] = None
+    config.stash[_BLOCKED_KEY] = reasons
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(str(pytest_report_header(config)))
 
 
 def _flush_interval(config: pytest.Config) -> float | None:
@@ -169,7 +285,9 @@ class AuditHelper:
     client: AuditClient
     correlation_id: str
     defaults: dict[str, Any] = field(default_factory=dict)
-    polls: list[PollRecord] = field(default_factory=list)
+    polls: list[PollRecord] = field(default_factory=list, repr=False)
+    _expectations: ExpectationSet | None = field(default=None, repr=False)
+    _anchors: dict[int, tuple[FrameType, int, int]] = field(default_factory=dict, repr=False)
 
     def _record(self, record: PollRecord) -> None:
         self.polls.append(record)
@@ -209,13 +327,99 @@ class AuditHelper:
             self.correlation_id, key=key, algorithm=algorithm
         )
 
+    def _set(self) -> ExpectationSet:
+        if self._expectations is None:
+            self._expectations = self.client.expectations(self.correlation_id, on_poll=self._record)
+        return self._expectations
+
+    def expect(self, **options: Unpack[ExpectOptions]) -> AuditCheck:
+        """Declare that matching events will arrive; the check is verified after the test body
+        (or, with ``--audit-window``, while later tests run). Returns at once.
+
+        Takes the arguments of :func:`kubernaut_audit.wait_for_audit_events`; the test's
+        ``@pytest.mark.audit`` settings apply. A failed check fails the test with the wait
+        diagnostic, pointing at this line.
+
+        .. versionadded:: 0.2.0
+        """
+        merged: dict[str, Any] = {**self.defaults, **options}
+        check = self._set().expect(**merged)
+        self._anchor(check, sys._getframe(1))
+        return check
+
+    def expect_none(self, **options: Unpack[ExpectNoneOptions]) -> AuditCheck:
+        """Declare that no matching event will appear; verified as :meth:`expect` is, watching
+        one flush interval plus the write time after the test body by default.
+
+        Takes the arguments of :func:`kubernaut_audit.assert_no_audit_events`.
+
+        .. versionadded:: 0.2.0
+        """
+        merged: dict[str, Any] = {**self.defaults, **options}
+        merged.pop("timeout", None)
+        check = self._set().expect_none(**merged)
+        self._anchor(check, sys._getframe(1))
+        return check
+
+    def verify(self) -> None:
+        """Verify the checks declared so far now, blocking, instead of after the test body.
+
+        .. versionadded:: 0.2.0
+        """
+        __tracebackhide__ = True
+        try:
+            if self._expectations is not None:
+                self._expectations.verify()
+        finally:
+            self._anchors.clear()
+
+    def _anchor(self, check: AuditCheck, frame: FrameType) -> None:
+        self._anchors[id(check)] = (frame, frame.f_lasti, frame.f_lineno)
+
+    def _collect(self) -> Verification | None:
+        assert self._expectations is not None
+        return self._expectations._collect()
+
+    def _pending(self) -> bool:
+        return self._expectations is not None and bool(self._expectations.checks)
+
+    def _discard(self) -> None:
+        if self._expectations is not None:
+            self._expectations._discard()
+        self._anchors.clear()
+
+    def _failure(self, outcome: Verification | BaseException | None) -> BaseException | None:
+        """The exception a test fails with, raised from the line that declared the first
+        failed check (so pytest shows that line), or None when every check passed."""
+        anchors, self._anchors = self._anchors, {}  # the frames are needed no longer
+        if outcome is None:
+            return None
+        if isinstance(outcome, BaseException):
+            exc: BaseException = outcome
+            anchor = next(iter(anchors.values()), None)
+        elif not outcome.failures:
+            return None
+        else:
+            exc = combined_failure(outcome)
+            anchor = anchors.get(id(outcome.failed[0]))
+        if anchor is not None:
+            frame, lasti, lineno = anchor
+            exc = exc.with_traceback(TracebackType(None, frame, lasti, lineno))
+        return exc
+
+    def _failures(self, outcome: Verification | BaseException | None) -> list[BaseException]:
+        if isinstance(outcome, BaseException):
+            return [outcome]
+        return [] if outcome is None else list(outcome.failures)
+
 
 @pytest.fixture
 def audit(
     request: pytest.FixtureRequest, audit_client: AuditClient, correlation_id: str
 ) -> AuditHelper:
-    """A helper bound to this test's correlation id: ``audit.wait(...)``,
-    ``audit.assert_none(...)``, ``audit.events()``."""
+    """A helper bound to this test's correlation id: ``audit.expect(...)``,
+    ``audit.expect_none(...)``, ``audit.wait(...)``, ``audit.assert_none(...)``,
+    ``audit.events()``."""
     defaults: dict[str, Any] = {}
     marker = request.node.get_closest_marker("audit")
     if marker is not None:
@@ -295,11 +499,56 @@ def audit_emulator() -> Iterator[EmulatorKit]:
 
 
 @pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    __tracebackhide__ = True
+    helper = item.stash.get(_REPORT_KEY, None)
+    try:
+        result = yield
+    except BaseException:
+        if helper is not None:
+            helper._discard()  # the test failed or was skipped: its checks cannot change that
+        raise
+    if helper is None or not helper._pending():
+        return result
+    window = item.config.stash.get(_WINDOW_KEY, None)
+    if window is not None and window.running is item:
+        assert helper._expectations is not None
+        item.stash[_PENDING_KEY] = helper._expectations._start()
+        return result
+    outcome: Verification | BaseException | None
+    try:
+        outcome = helper._collect()
+    except AuditError as exc:
+        outcome = exc
+    failure = helper._failure(outcome)
+    if failure is not None:
+        item.ihook.pytest_audit_failure(item=item, failures=helper._failures(outcome))
+        raise failure
+    return result
+
+
+def _resolve_pending(item: pytest.Item, future: Future[Any]) -> BaseException | None:
+    helper = item.stash[_REPORT_KEY]
+    if future.cancelled():
+        return None
+    exc = future.exception()
+    outcome: Verification | BaseException | None = exc if exc is not None else future.result()
+    failure = helper._failure(outcome)
+    if failure is not None:
+        item.stash[_FAILURES_KEY] = helper._failures(outcome)
+    return failure
+
+
+def _notify(item: pytest.Item, failure: BaseException) -> None:
+    item.ihook.pytest_audit_failure(item=item, failures=item.stash.get(_FAILURES_KEY, [failure]))
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
     helper = item.stash.get(_REPORT_KEY, None)
     if helper is not None and report.failed and call.when == "call":
-        report.sections.append(("kubernaut-audit", _failure_section(helper, call)))
+        report.sections.append((SECTION, _failure_section(helper, call)))
     return report
 
 
