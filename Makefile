@@ -57,8 +57,8 @@ docs: install
 
 # The seed scenario: 40 audit tests against a buffered 2 s writer, sequential and with -n 4.
 examples: install
-	$(PY) -m pytest tests/examples --audit-emulator -q
-	$(PY) -m pytest tests/examples --audit-emulator -q -n 4
+	$(PY) -m pytest tests/examples --audit-emulator -q --audit-window 64
+	$(PY) -m pytest tests/examples --audit-emulator -q --audit-window 64 -n 4
 
 test-fast: install
 	$(PY) -m pytest -x -q
