@@ -194,3 +194,12 @@ def test_export_progress_line_rewrites_itself() -> None:
     show(ExportProgress(pages=1, events=1000, offset=1000, last_page=1000))
     show(ExportProgress(pages=2, events=1400, offset=1400, last_page=400))
     assert stream.getvalue() == ("\rexporting: page 1, 1000 events\rexporting: page 2, 1400 events")
+
+
+def test_serve_with_an_unreadable_hash_key_file_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """serve --hash-key-file names the file it cannot read, exit 2, before serving."""
+    missing = tmp_path / "no-such-key"
+    assert main(["serve", "--hash-key-file", str(missing)]) == 2
+    assert f"cannot read {missing}" in capsys.readouterr().err

@@ -23,7 +23,7 @@ class _Refuse:
 sys.meta_path.insert(0, _Refuse())
 """
 
-EMULATOR_EXTRA = ("starlette", "uvicorn")
+EMULATOR_EXTRA = ("cryptography", "starlette", "uvicorn")
 
 
 def run_without(

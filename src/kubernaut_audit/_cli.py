@@ -53,7 +53,7 @@ EXIT_OK, EXIT_WAIT_FAILED, EXIT_USAGE, EXIT_SERVER, EXIT_UNREACHABLE = 0, 1, 2, 
 EXIT_UNDETERMINED = 5  # verify-chain: neither intact nor broken could be shown
 EXIT_CRASH = 70  # EX_SOFTWARE in BSD's sysexits.h: an internal error
 EXIT_INTERRUPTED = 130
-_EMULATOR_EXTRA = frozenset({"starlette", "uvicorn"})
+_EMULATOR_EXTRA = frozenset({"cryptography", "starlette", "uvicorn"})
 T = TypeVar("T")
 
 _EXAMPLES = """\
@@ -196,6 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--admin", action="store_true", help="enable /_emulator/ control routes")
     serve.add_argument(
         "--spec", help="Data Storage OpenAPI spec: hold writes to its event_data union"
+    )
+    serve.add_argument(
+        "--hash-key-file",
+        help="chain rows with HMAC-SHA256 under the key in this file (raw bytes), as production "
+        "does; without it, unkeyed SHA-256",
     )
 
     demo = sub.add_parser(
@@ -428,7 +433,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     with _extra("emulator", _EMULATOR_EXTRA):
         from .emulator import Emulator
 
-    emulator = _checked(Emulator, db=args.db, admin=args.admin, spec=args.spec)
+    hash_key = None
+    if args.hash_key_file is not None:
+        try:
+            with open(args.hash_key_file, "rb") as handle:
+                hash_key = handle.read()
+        except OSError as exc:
+            raise _UsageError(f"cannot read {args.hash_key_file}: {exc.strerror}") from exc
+    emulator = _checked(Emulator, db=args.db, admin=args.admin, spec=args.spec, hash_key=hash_key)
 
     async def run() -> None:
         async with emulator.serve(host=args.host, port=args.port) as url:
