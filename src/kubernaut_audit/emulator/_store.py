@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
@@ -122,6 +123,9 @@ class Store:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
+        # An emulator dropped without close() closes its database when collected, instead of
+        # leaving it to the connection's own finaliser (which warns on Python 3.13).
+        self._closer = weakref.finalize(self, self._conn.close)
 
     def insert(self, rows: Sequence[dict[str, Any]]) -> list[str]:
         """Store rows in one transaction, chaining each one's hash to its correlation's last."""
@@ -228,7 +232,7 @@ class Store:
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            self._closer()
 
 
 def _fresh(event_hash: str, previous_event_hash: str) -> dict[str, Any]:
