@@ -79,6 +79,9 @@ class Walk:
         return self.arrivals(params)
 
 
+# The heaviest tests of the suite (tens of CPU seconds): more than the default limit under
+# coverage or on a loaded 2-core machine, still a bound on a hang.
+@pytest.mark.timeout(600)
 @asyncio_only
 async def test_1000_randomised_walks_yield_every_event_exactly_once() -> None:
     """Over 1,000 randomised walks with rows arriving at the head, in the middle and between

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -293,21 +295,29 @@ def test_needs_somewhere_to_write() -> None:
 
 
 # -- the blocking emitter, in real time with short intervals --------------------------------
+# Real time on a loaded machine: these wait for an outcome with a generous deadline and assert
+# what happened, never how fast (the schedule itself is asserted above, on the mock clock).
+
+
+def eventually(condition: Callable[[], bool], within: float = 10.0) -> bool:
+    """Whether ``condition`` holds at some point within ``within`` real seconds."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def test_sync_emitter_writes_on_its_ticker(cid: str) -> None:
-    """BufferedEmitter writes in the background; events become visible within an interval."""
+    """BufferedEmitter writes in the background, without flush() or close()."""
     emu = Emulator()
     with BufferedEmitter(transport=emu.transport(), flush_interval=0.05) as em:
         em.emit(event(cid))
-        deadline = threading.Event()
-        for _ in range(100):
-            if em.counters.stored:
-                break
-            deadline.wait(0.01)
+        assert eventually(lambda: em.counters.stored == 1)
         [record] = em.records
     assert record.visible_at is not None
-    assert 0 <= record.visible_at - record.emitted_at < 0.5
+    assert record.visible_at >= record.emitted_at
     emu.close()
 
 
@@ -341,11 +351,7 @@ def test_sync_emitter_accepts_emits_from_many_threads(cid: str) -> None:
             thread.start()
         for thread in threads:
             thread.join()
-        for _ in range(200):
-            if em.counters.stored == 40:
-                break
-            threading.Event().wait(0.01)
-        assert em.counters.stored == 40
+        assert eventually(lambda: em.counters.stored == 40)
     emu.close()
 
 
