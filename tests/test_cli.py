@@ -215,6 +215,33 @@ def test_serve_with_an_unreadable_spec_is_a_usage_error(
     assert str(missing) in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("pair", ["alice", "=tok", "alice="])
+def test_serve_token_wants_user_equals_token(pair: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """serve --token without USER=TOKEN exits 2 without echoing a token."""
+    assert main(["serve", "--token", pair]) == 2
+    assert "USER=TOKEN" in capsys.readouterr().err
+
+
+def test_serve_with_a_token_turns_auth_on() -> None:
+    """serve --token alice=s3cret serves with the auth middleware on."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "kubernaut_audit", "serve", "--token", "alice=s3cret"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            url = proc.stdout.readline().rsplit(" ", 1)[-1].strip()
+            events = url + "/api/v1/audit/events"
+            assert httpx.get(events).status_code == 401
+            assert httpx.get(events, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=20)
+
+
 def _stamp(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 

@@ -202,6 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="chain rows with HMAC-SHA256 under the key in this file (raw bytes), as production "
         "does; without it, unkeyed SHA-256",
     )
+    serve.add_argument(
+        "--token",
+        action="append",
+        metavar="USER=TOKEN",
+        help="turn on the auth middleware: TOKEN authenticates as USER (repeatable)",
+    )
 
     demo = sub.add_parser(
         "demo",
@@ -429,6 +435,17 @@ def _cmd_wait(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _token_users(pairs: Sequence[str]) -> dict[str, str]:
+    """``USER=TOKEN`` pairs (the token may hold ``=``) as a token → user mapping."""
+    tokens: dict[str, str] = {}
+    for pair in pairs:
+        user, _, token = pair.partition("=")
+        if not user or not token:
+            raise ValueError(f"--token wants USER=TOKEN, got {pair.split('=', 1)[0]!r}=...")
+        tokens[token] = user
+    return tokens
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     with _extra("emulator", _EMULATOR_EXTRA):
         from .emulator import Emulator
@@ -440,7 +457,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 hash_key = handle.read()
         except OSError as exc:
             raise _UsageError(f"cannot read {args.hash_key_file}: {exc.strerror}") from exc
-    emulator = _checked(Emulator, db=args.db, admin=args.admin, spec=args.spec, hash_key=hash_key)
+    tokens = _checked(_token_users, args.token) if args.token else None
+    emulator = _checked(
+        Emulator, db=args.db, admin=args.admin, spec=args.spec, hash_key=hash_key, tokens=tokens
+    )
 
     async def run() -> None:
         async with emulator.serve(host=args.host, port=args.port) as url:

@@ -77,8 +77,11 @@ class AsyncAuditClient:
         token: a bearer token (env ``DATA_STORAGE_TOKEN``).
         token_file: a file holding the token, re-read when it rotates
             (env ``DATA_STORAGE_TOKEN_FILE``; e.g. a projected ServiceAccount token).
-        user: sent as ``X-Auth-Request-User``, as integration tests without the auth proxy do
-            (env ``DATA_STORAGE_USER``).
+        user: sent as ``X-Auth-Request-User`` (env ``DATA_STORAGE_USER``). It only matters to
+            a Data Storage without its auth middleware (a bare server in integration tests, the
+            emulator without ``tokens=``): the middleware deletes the header and sets it to the
+            bearer token's user, so behind it the caller's identity always comes from
+            ``token``.
         timeout: seconds for each HTTP request (or an ``httpx.Timeout``).
         headers: extra headers on every request.
         transport: an httpx transport (``httpx.MockTransport``, ``httpx.ASGITransport``...).

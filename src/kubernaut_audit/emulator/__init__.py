@@ -9,6 +9,7 @@ from typing import Any
 
 from kubernaut_audit import emitters as _emitters
 
+from ._auth import TokenUser
 from ._emulator import Emulator
 from ._faults import Faults
 from ._samples import make_event
@@ -18,6 +19,7 @@ __all__ = [
     "Emulator",
     "EmulatorStats",
     "Faults",
+    "TokenUser",
     "make_event",
 ]
 

@@ -1,8 +1,11 @@
 """The Data Storage audit API as a Starlette app, with faults injected around the handlers.
 
 A request meets what the service's own chain does, in its order: the body cap (413 by
-``Content-Length``), then the route: 405 for a method it lacks, the validation middleware
-(opaque 400), the typed decoder and the handler.
+``Content-Length``), on ``/api/v1`` the auth middleware when auth is on (401/403 before any
+400), then the route: 405 for a method it lacks, the validation middleware (opaque 400), the
+route's own RBAC verb (403; handlers call `require` once the body passed validation), the typed
+decoder and the handler. Handlers read the caller's identity from ``X-Auth-Request-User``
+(`USER_HEADER`), which the auth middleware sets from the token.
 
 The route table is a list of `Endpoint`s: a path and, per method, an `Operation` (the route
 name counted in stats and selected by ``Faults.routes``, and the handler). Handlers return the
@@ -24,6 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ._auth import API_PREFIX, USER_HEADER, authenticate, require
 from ._events import (
     Incoming,
     Refused,
@@ -62,7 +66,6 @@ MAX_BATCH_EVENTS: Final = 500
 DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 1000
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_USER_HEADER: Final = "x-auth-request-user"
 _OUTCOMES: Final = frozenset({"success", "failure", "pending"})
 _DETAIL_KEY = re.compile(r"^[a-zA-Z0-9_]+$")
 # strconv.ParseInt(s, 0, 64), which the validation middleware parses integers with: base
@@ -121,7 +124,7 @@ def build_app(state: State, *, admin: bool, trail: Trail) -> ASGIApp:
 
 
 class _Front:
-    """What runs before routing: the body cap."""
+    """What runs before routing: the body cap, then on ``/api/v1`` the auth middleware."""
 
     def __init__(self, app: ASGIApp, state: State, endpoints: Sequence[Endpoint]) -> None:
         self._app = app
@@ -146,6 +149,10 @@ class _Front:
     def _early(self, scope: Scope) -> WireResponse | None:
         if scope["method"] in _BODY_METHODS and _declared_length(scope) > MAX_BODY_BYTES:
             return too_large()
+        path: str = scope["path"]
+        users = self._state.users
+        if users is not None and (path == API_PREFIX or path.startswith(API_PREFIX + "/")):
+            return authenticate(scope, users, down=self._state.faults.auth_unavailable)
         return None
 
 
@@ -401,7 +408,7 @@ class _Api:
     async def _checked_write(
         self, request: Request, *, many: bool
     ) -> tuple[list[Incoming] | WireResponse, list[str]]:
-        """The chain in front of a write handler: body, validation, decoder."""
+        """The chain in front of a write handler: body, validation, RBAC ``create``, decoder."""
         body = await _read_capped(request)
         if body is None or not _is_json(request.headers.get("content-type")):
             return schema_violation(request), []
@@ -410,6 +417,9 @@ class _Api:
         except SchemaViolation:
             return schema_violation(request), []
         seen = list(dict.fromkeys(str(item["correlation_id"]) for item in items))
+        denied = require(request, "create")
+        if denied is not None:
+            return denied, seen
         try:
             return decode_events(items, self.state.payloads), seen
         except DecodeFailure:
@@ -431,7 +441,7 @@ class _Api:
         parent_date = self.state.parent_date(event)
         if event.parent_set and parent_date is None:
             return refused("parent event does not exist"), seen
-        user = request.headers.get(_USER_HEADER)
+        user = request.headers.get(USER_HEADER)
         row = to_row(event, event_id=new_event_id(), user=user, parent_date=parent_date)
         faults = self.state.faults
         if faults.database_down or self.state.chance(faults.dlq_rate):
@@ -480,7 +490,7 @@ class _Api:
         for index, (event, parent_date) in enumerate(zip(events, parents, strict=True)):
             if event.parent_set and parent_date is None:
                 return refused(f"event at index {index}: parent event does not exist"), seen
-        user = request.headers.get(_USER_HEADER)
+        user = request.headers.get(USER_HEADER)
         rows = [
             to_row(event, event_id=new_event_id(), user=user, parent_date=parent_date)
             for event, parent_date in zip(events, parents, strict=True)

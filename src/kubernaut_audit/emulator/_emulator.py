@@ -12,6 +12,7 @@ from starlette.types import ASGIApp
 
 from . import _server
 from ._app import build_app
+from ._auth import TokenUser, token_users
 from ._events import Payloads
 from ._faults import Faults
 from ._state import Clock, EmulatorStats, State
@@ -44,9 +45,17 @@ class Emulator:
             ``event_data.event_type`` or a payload that does not fit its schema is refused
             with 400, and members the payload schema does not declare are dropped. Without
             it, any payload with an ``event_type`` is stored whole.
+        tokens: Turn on the service's auth middleware: every ``/api/v1`` request then needs
+            ``Authorization: Bearer <token>`` with a token of this mapping (401 otherwise,
+            before any 400), and the token decides the caller's identity: a client-sent
+            ``X-Auth-Request-User`` is replaced by the token's user (the actor of a write, the
+            ``exported_by``, ``placed_by`` and ``released_by`` of the audit-trail operations).
+            A value is the user name (holding every verb) or a :class:`TokenUser` with the
+            verbs it holds (403 on a route needing another). ``/readyz`` stays open. Off
+            (None) by default, as for a Data Storage behind no middleware.
 
     .. versionchanged:: 0.2.0
-       ``spec``.
+       ``spec`` and ``tokens``.
     """
 
     def __init__(
@@ -58,10 +67,13 @@ class Emulator:
         clock: Clock | None = None,
         hash_key: str | bytes | None = None,
         spec: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+        tokens: Mapping[str, str | TokenUser] | None = None,
     ) -> None:
         key = hash_key.encode() if isinstance(hash_key, str) else hash_key
         payloads = Payloads(spec if isinstance(spec, Mapping) or spec is None else os.fspath(spec))
-        self._state = State(db=db, faults=faults, clock=clock, hash_key=key, payloads=payloads)
+        self._state = State(
+            db=db, faults=faults, clock=clock, hash_key=key, payloads=payloads, tokens=tokens
+        )
         self._trail = Trail(self._state)
         self._app = build_app(self._state, admin=admin, trail=self._trail)
 
@@ -69,6 +81,20 @@ class Emulator:
     def app(self) -> ASGIApp:
         """The ASGI application."""
         return self._app
+
+    @property
+    def tokens(self) -> Mapping[str, TokenUser] | None:
+        """The token → user mapping of the auth mode, or None when auth is off.
+
+        Assign a new mapping (or None) at any time, e.g. to rotate tokens.
+
+        .. versionadded:: 0.2.0
+        """
+        return self._state.users
+
+    @tokens.setter
+    def tokens(self, tokens: Mapping[str, str | TokenUser] | None) -> None:
+        self._state.users = token_users(tokens) if tokens is not None else None
 
     @property
     def event_types(self) -> frozenset[str] | None:

@@ -44,6 +44,8 @@ class Faults:
         not_ready: ``/readyz`` answers 503.
         database_down: Queries answer 500 (database-error); writes are parked in the
             dead-letter queue (202) and replayed once the database is back.
+        auth_unavailable: With auth on, the token check fails as when the Kubernetes API is
+            unreachable: every ``/api/v1`` request with a bearer token answers 500.
         dlq_rate: Park this share of single writes in the dead-letter queue (202).
         dlq_replay_interval: Seconds between dead-letter queue replays (the service: 30).
         routes: Route names the request faults apply to: ``query``, ``write``, ``batch``.
@@ -67,6 +69,7 @@ class Faults:
     insert_between_count_and_data: int | InsertHook = 0
     not_ready: bool = False
     database_down: bool = False
+    auth_unavailable: bool = False
     dlq_rate: float = 0.0
     dlq_replay_interval: float = 30.0
     routes: tuple[str, ...] = ("query", "write", "batch")

@@ -21,6 +21,7 @@ from starlette.requests import Request
 
 from kubernaut_audit._gojson import go_float, go_string
 
+from ._auth import require
 from ._wire import JSON, PROBLEM_BASE, PROBLEM_JSON, WireResponse, schema_violation
 
 INTERNAL_DETAIL: Final = "An internal error occurred. Check server logs for details."
@@ -187,12 +188,14 @@ async def read_body(
     required: tuple[str, ...],
     fields: tuple[str, ...],
     decode_error: WireResponse,
+    verb: str | None = None,
 ) -> dict[str, str]:
     """Validate a JSON object body of string fields as the validator, then decode it as Go.
 
     Raises BodyError with the validator's opaque 400 (no JSON content type, no body, invalid
     JSON, a required field missing, a declared field not a string) or with ``decode_error``
-    (a case-variant key of the wrong type, which only Go's decoder sees).
+    (a case-variant key of the wrong type, which only Go's decoder sees). Between the two,
+    the route's own RBAC ``verb`` when auth is on (a 403).
     """
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     raw = await request.body()
@@ -209,6 +212,9 @@ async def read_body(
             raise BodyError(schema_violation(request))
     if any(name not in body for name in required):
         raise BodyError(schema_violation(request))
+    denied = require(request, verb) if verb is not None else None
+    if denied is not None:
+        raise BodyError(denied)
     decoded = dict.fromkeys(fields, "")
     for key, value in body.items():
         for name in fields:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
+from ._auth import TokenUser, token_users
 from ._events import Incoming, Payloads, parse_mapping, screen, to_row
 from ._faults import Faults
 from ._hashchain import HashChain
@@ -65,10 +66,12 @@ class State:
         clock: Clock | None,
         hash_key: bytes | None = None,
         payloads: Payloads | None = None,
+        tokens: Mapping[str, str | TokenUser] | None = None,
     ) -> None:
         self.store = Store(db, chain=HashChain(hash_key))
         self.clock: Clock = clock or utc_now
         self.payloads = payloads or Payloads()
+        self.users = token_users(tokens) if tokens is not None else None
         self._lock = threading.Lock()
         self._faults = faults or Faults()
         self.rng = random.Random(self._faults.seed)

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from . import _export, _legal_hold, _reconstruct, _verify_chain
+from ._auth import require
 from ._events import encode_data
 from ._gohttp import (
     USER_HEADER,
@@ -120,6 +121,7 @@ class Trail:
                     "Invalid Request Body",
                     "The request body could not be parsed as JSON",
                 ),
+                verb="create",
             )
         except BodyError as exc:
             return exc.response, []
@@ -145,6 +147,7 @@ class Trail:
                 required=("correlation_id", "reason"),
                 fields=("correlation_id", "reason"),
                 decode_error=_invalid_request(),
+                verb="update",
             )
         except BodyError as exc:
             return exc.response, []
@@ -178,6 +181,7 @@ class Trail:
                 required=("release_reason",),
                 fields=("release_reason",),
                 decode_error=_invalid_request(),
+                verb="update",
             )
         except BodyError as exc:
             return exc.response, []
@@ -208,6 +212,9 @@ class Trail:
         cid = path_param(request, RECONSTRUCT_PREFIX, RECONSTRUCT_SUFFIX)
         if "/" in cid or cid == "":
             return not_found(), []
+        denied = require(request, "create")
+        if denied is not None:
+            return denied, [cid]
         if self._down():
             return _failure(
                 _reconstruct.Failure(
