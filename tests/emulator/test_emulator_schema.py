@@ -220,3 +220,40 @@ async def test_the_upstream_spec_refuses_an_unknown_event_type() -> None:
         response = await http.post(EVENTS, json=make_event(new_cid(), "brand.new.type"))
     assert response.status_code == 400
     assert response.json()["title"] == "Validation Error"
+
+
+async def _post_raw(emu: Emulator, body: bytes) -> httpx.Response:
+    async with httpx.AsyncClient(transport=emu.transport(), base_url="http://ds") as http:
+        headers = {"Content-Type": "application/json"}
+        return await http.post(EVENTS, content=body, headers=headers)
+
+
+def _with_data(cid: str, data: bytes) -> bytes:
+    body = json.dumps(event(cid, event_data="DATA")).encode()
+    return body.replace(b'"DATA"', data)
+
+
+async def test_nan_is_not_json() -> None:
+    """NaN and Infinity are not JSON to Go: the validation 400."""
+    response = await _post_raw(Emulator(), _with_data(new_cid(), b'{"event_type":"x","n":NaN}'))
+    assert response.status_code == 400
+    assert response.json()["title"] == "Validation Error"
+
+
+async def test_a_lone_surrogate_escape_reads_back_as_the_replacement_character() -> None:
+    """Go decodes an escaped lone surrogate as U+FFFD."""
+    emu = Emulator()
+    cid = new_cid()
+    body = _with_data(cid, b'{"event_type":"x","s":"a\\ud800b"}')
+    assert (await _post_raw(emu, body)).status_code == 201
+    assert (await _read(emu, cid))["event_data"]["s"] == "a\ufffdb"
+
+
+async def test_a_number_no_float64_holds_is_invalid_event_data() -> None:
+    """A free-form number past float64's range fails the handler's map conversion."""
+    big = b"1" + b"0" * 400
+    response = await _post_raw(
+        Emulator(), _with_data(new_cid(), b'{"event_type":"x","n":' + big + b"}")
+    )
+    assert response.status_code == 400
+    assert response.json()["type"] == "https://kubernaut.ai/problems/invalid_event_data"

@@ -217,6 +217,11 @@ def invalid_request(*, many: bool) -> WireResponse:
     return problem(400, "invalid_request", "Invalid Request", detail)
 
 
+def invalid_event_data(detail: str) -> WireResponse:
+    """The write handlers' 400 for an ``event_data`` their map conversion cannot hold."""
+    return problem(400, "invalid_event_data", "Invalid Event Data", detail)
+
+
 def refused(detail: str) -> WireResponse:
     """A write handler's own 400 (plain form, no ``instance``)."""
     return problem(400, "validation-error", "Validation Error", detail)
@@ -433,6 +438,11 @@ class _Api:
         try:
             screen(event, now=self.state.clock())
         except Refused as exc:
+            if exc.reason == "unconvertible":
+                return invalid_event_data(
+                    "The event_data field could not be processed; check JSON structure and "
+                    "field types"
+                ), seen
             detail = {
                 "window": "audit event request failed validation",
                 "event_data": "event_data exceeds size or nesting depth limits",
@@ -477,6 +487,9 @@ class _Api:
             try:
                 screen(event, now=now)
             except Refused as exc:
+                if exc.reason == "unconvertible":
+                    detail = f"event at index {index} has invalid event_data"
+                    return invalid_event_data(detail), seen
                 detail = {
                     "window": f"event at index {index} failed validation",
                     "event_data": (

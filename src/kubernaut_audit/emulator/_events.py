@@ -6,7 +6,6 @@ import dataclasses
 import functools
 import ipaddress
 import json
-import math
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -27,7 +26,7 @@ from ._schema import (
     validate,
 )
 from ._times import format_midnight, format_timestamp, to_micros
-from ._wire import go_dumps
+from ._wire import go_dumps, go_dumps_plain
 
 DEFAULT_RETENTION_DAYS: Final = 2555
 MAX_EVENT_DATA_BYTES: Final = 256 * 1024
@@ -39,6 +38,9 @@ _FRACTION = re.compile(
     r"(\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2})\.\d+([Zz]|[+-]\d{2}:\d{2})",
 )
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+#: Below this an integral float64's shortest digits are its exact value: printed as an int.
+_EXACT_DIGITS: Final = 1e16
 
 _STRING: Final = {"type": "string"}
 _OPTIONAL_STRING: Final = {"type": "string", "nullable": True}
@@ -239,7 +241,8 @@ class Incoming:
 
 
 class Refused(ValueError):
-    """A handler-level refusal of one event: ``reason`` is ``window`` or ``event_data``."""
+    """A handler-level refusal of one event: ``reason`` is ``window``, ``event_data`` (too
+    large or too deep) or ``unconvertible`` (a number no float64 holds)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -247,11 +250,27 @@ class Refused(ValueError):
 
 
 def parse_json(body: bytes) -> Any:
-    """The request body as JSON values; raises SchemaViolation when it is not JSON."""
+    """The request body as JSON values, as Go decodes it (a lone surrogate escape becomes
+    U+FFFD); raises SchemaViolation when it is not JSON."""
     try:
-        return json.loads(body)
+        value = json.loads(body, parse_constant=_not_json)
     except ValueError:
         raise SchemaViolation("the body is not JSON") from None
+    return _replace_surrogates(value) if _ESCAPED_SURROGATE.search(body) else value
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _replace_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_replace_surrogates(k): _replace_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace_surrogates(item) for item in value]
+    return value
 
 
 def check_events(value: Any, payloads: Payloads, *, many: bool) -> list[dict[str, Any]]:
@@ -290,7 +309,7 @@ def parse_mapping(event: Mapping[str, Any], payloads: Payloads) -> Incoming:
 
     Raises ValueError (SchemaViolation or DecodeFailure) naming the failure.
     """
-    value = json.loads(json.dumps(event, default=str))
+    value = parse_json(json.dumps(event, default=str).encode())
     [checked] = check_events(value, payloads, many=False)
     [incoming] = decode_events([checked], payloads)
     return incoming
@@ -303,11 +322,13 @@ def screen(event: Incoming, *, now: datetime | None) -> None:
     """
     if now is not None and not now - PAST_WINDOW <= event.timestamp <= now + FUTURE_WINDOW:
         raise Refused("window")
+    try:
+        stored = event.stored_data
+    except OverflowError:
+        raise Refused("unconvertible") from None
     # Measured on the stored form: the service measures what its decoder re-encodes, which
     # differs only in how integers past 2**53 are spelt.
-    if len(event.stored_data.encode()) > MAX_EVENT_DATA_BYTES or _depth(event.data) > (
-        MAX_EVENT_DATA_DEPTH
-    ):
+    if len(stored.encode()) > MAX_EVENT_DATA_BYTES or _depth(event.data) > (MAX_EVENT_DATA_DEPTH):
         raise Refused("event_data")
 
 
@@ -381,22 +402,28 @@ def encode_data(data: Mapping[str, Any]) -> str:
 
     Keys come out sorted and numbers as float64.
     """
-    return go_dumps(_normalise(data))
+    odd: list[float] = []
+    normal = _normalise(data, odd)
+    # Python's C encoder prints these numbers as Go does; the rare others need Go's formatting.
+    return go_dumps(normal) if odd else go_dumps_plain(normal)
 
 
-def _normalise(value: Any) -> Any:
-    if isinstance(value, bool) or value is None:
+def _normalise(value: Any, odd: list[float]) -> Any:
+    """Keys sorted, numbers through float64 (integral ones as ints); floats whose Python form
+    differs from Go's are collected in ``odd``."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, int | float):
         number = float(value)
-        # jsonb's numeric has no negative zero.
-        return (number or 0.0) if math.isfinite(number) else value
-    if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value)
+        if number.is_integer() and abs(number) < _EXACT_DIGITS:
+            return int(number)  # also turns jsonb's absent -0 into 0
+        if not 1e-4 <= abs(number) < 1e16:
+            odd.append(number)
+        return number
     if isinstance(value, dict):
-        return {key: _normalise(value[key]) for key in sorted(value)}
+        return {key: _normalise(value[key], odd) for key in sorted(value)}
     if isinstance(value, list):
-        return [_normalise(item) for item in value]
+        return [_normalise(item, odd) for item in value]
     return value
 
 
@@ -444,5 +471,5 @@ def render(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def dump_event(event: Mapping[str, Any]) -> str:
     """Encode a rendered event as Go does, splicing its stored ``event_data`` text in."""
-    head = go_dumps({key: value for key, value in event.items() if key != "event_data"})
+    head = go_dumps_plain({key: value for key, value in event.items() if key != "event_data"})
     return f'{head[:-1]},"event_data":{event["event_data"]}}}'
