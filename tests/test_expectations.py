@@ -447,3 +447,26 @@ def test_blocking_face_starts_in_the_background() -> None:
     assert [f.expectation for f in verification.failures] == [
         "at least 1 event(s) with event_type='never'"
     ]
+
+
+async def test_sets_follow_the_learned_cadence_of_a_steady_writer(
+    ds: FakeDataStorage, client: AsyncAuditClient
+) -> None:
+    """Consecutive sets against one ticker use the writer model the waits learn: after a few
+    flushes an expect costs 2-3 polls and a few ms of lateness."""
+    phase = 0.713
+    late: list[float] = []
+    polls: list[int] = []
+    for i in range(12):
+        now = anyio.current_time()
+        visible = phase + 2.0 * (math.floor((now - phase) / 2.0) + 1) + 0.002
+        ds.add(visible, event(f"s{i}"))
+        records: list[ka.PollRecord] = []
+        exp = client.expectations(f"s{i}", on_poll=records.append)
+        exp.expect()
+        await exp.verify()
+        late.append(anyio.current_time() - visible)
+        polls.append(len(records))
+    assert max(late[4:]) <= 0.03
+    assert max(polls[4:]) <= 3
+    assert all(x <= STEP + 1e-9 for x in late)
