@@ -492,29 +492,37 @@ def test_a_plugin_owning_the_protocol_turns_windowed_mode_off(suite: pytest.Pyte
     assert "another plugin owns the test protocol (ownproto)" in result.stdout.str()
 
 
-def test_rerun_marked_tests_keep_their_place_in_order(suite: pytest.Pytester) -> None:
-    """A flaky-marked test is left to the re-running plugin, its checks verified after its body;
-    held tests before it are reported first, so the report order stays the collection order."""
+@pytest.mark.parametrize(
+    ("plugin", "marker"), [("rerunfailures", "flaky"), ("pytest_forked", "forked")]
+)
+def test_tests_run_by_another_plugin_keep_their_place_in_order(
+    suite: pytest.Pytester, plugin: str, marker: str
+) -> None:
+    """A test marked for pytest-rerunfailures or pytest-forked is left to that plugin, its checks
+    verified after its body; held tests before it are reported first, so the report order stays
+    the collection order."""
     suite.makepyfile(
-        rerunfailures="""
+        **{
+            plugin: f"""
         from _pytest.runner import runtestprotocol
         def pytest_configure(config):
-            config.addinivalue_line("markers", "flaky(reruns=1): re-run")
+            config.addinivalue_line("markers", "{marker}: run by this plugin")
         def pytest_runtest_protocol(item, nextitem):
-            if item.get_closest_marker("flaky") is None:
+            if item.get_closest_marker("{marker}") is None:
                 return None
             item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
             runtestprotocol(item, nextitem=nextitem)
             item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
             return True
         """
+        }
     )
     suite.makepyfile(
-        """
+        test_order=f"""
         import pytest
         def test_1(audit):
             audit.expect_none(during=0.3)
-        @pytest.mark.flaky(reruns=1)
+        @pytest.mark.{marker}
         def test_2(audit):
             audit.expect(event_type="never", timeout=0.2)
         def test_3(audit):
@@ -522,12 +530,12 @@ def test_rerun_marked_tests_keep_their_place_in_order(suite: pytest.Pytester) ->
         """
     )
     suite.syspathinsert()
-    result = suite.runpytest(*FAST, "-v", "--audit-window", "8", "-p", "rerunfailures")
+    result = suite.runpytest(*FAST, "-v", "--audit-window", "8", "-p", plugin)
     result.assert_outcomes(passed=2, failed=1)
-    assert [name for name, _ in _outcomes(result)] == [
-        "test_rerun_marked_tests_keep_their_place_in_order.py::test_1",
-        "test_rerun_marked_tests_keep_their_place_in_order.py::test_2",
-        "test_rerun_marked_tests_keep_their_place_in_order.py::test_3",
+    assert _outcomes(result) == [
+        ("test_order.py::test_1", "PASSED"),
+        ("test_order.py::test_2", "FAILED"),
+        ("test_order.py::test_3", "PASSED"),
     ]
     assert "--audit-window ignored" not in result.stdout.str()
 

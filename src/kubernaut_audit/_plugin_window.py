@@ -45,6 +45,12 @@ Resolver = Callable[[pytest.Item, Future[Any]], BaseException | None]
 Notifier = Callable[[pytest.Item, BaseException], None]
 
 
+#: Plugins that run a test's protocol themselves only for the tests marked so (pytest-rerunfailures'
+#: ``flaky``, pytest-forked's ``forked``; their options turn windowed mode off as a whole): the
+#: window reports everything it holds and steps aside for those tests.
+_PER_TEST_OWNERS = {"rerunfailures": "flaky", "pytest_forked": "forked"}
+
+
 def _version(text: str) -> tuple[int, ...]:
     parts: list[int] = []
     for piece in text.split(".")[:2]:
@@ -68,7 +74,7 @@ def blockers(config: pytest.Config) -> list[str]:
         reasons.append("--pdb/--trace debug a failure where it happens")
     if opt("stepwise", False) or opt("stepwise_skip", False):
         reasons.append("--stepwise stops on a failure")
-    if (opt("reruns", 0) or 0) > 0:
+    if (opt("reruns", 0) or 0) > 0 or opt("force_reruns", None) is not None:
         reasons.append("--reruns re-runs failed tests in the protocol it owns")
     if opt("forked", False):
         reasons.append("--forked runs each test in a child process")
@@ -81,7 +87,7 @@ def blockers(config: pytest.Config) -> list[str]:
             impl.plugin_name
             for impl in config.pluginmanager.hook.pytest_runtest_protocol.get_hookimpls()
             if not (impl.hookwrapper or impl.wrapper)
-            and impl.plugin_name not in {"runner", "kubernaut-audit-window", "rerunfailures"}
+            and impl.plugin_name not in {"runner", "kubernaut-audit-window", *_PER_TEST_OWNERS}
         }
     )
     if owners:
@@ -195,9 +201,9 @@ class Window:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Any:
-        if item.get_closest_marker("flaky") is not None:
-            # A re-running plugin owns this test's protocol: report everything held first, so
-            # that its reports still come in order, then step aside.
+        if any(item.get_closest_marker(m) is not None for m in _PER_TEST_OWNERS.values()):
+            # A re-running or forking plugin owns this test's protocol: report everything held
+            # first, so that its reports still come in order, then step aside.
             self._emit_all()
             return None
         self._emit_ready()
