@@ -6,12 +6,16 @@
   emitting a remediation's events through the buffered ticker writer (``AsyncBufferedEmitter``)
   and waiting for them with ``wait_for_audit_events``; per round, when the events were emitted,
   when the writer's flush stored them, every poll of the wait, and when the wait returned.
+* ``verdict-flow.json``: one small suite of audit tests (``audit.expect`` after a buffered
+  writer's emits) run twice by pytest in a subprocess, in the default mode and with
+  ``--audit-window``; per test, when its body ran and when its verdict was reported (a recording
+  conftest hooks ``pytest_pyfunc_call`` and ``pytest_runtest_logreport``).
 
 ``render`` draws each JSON file as the SVG beside it; it is deterministic, and the test suite
 checks that the committed SVGs are what ``render`` draws from the committed JSON
 (``tests/test_docs_figures.py``). Re-record after a change that moves the pictures:
 
-    .venv/bin/python scripts/docs_figures.py record   # about 15 s of real time
+    .venv/bin/python scripts/docs_figures.py record   # about 45 s of real time
     .venv/bin/python scripts/docs_figures.py render
 """
 
@@ -95,6 +99,124 @@ def record_wait_timeline(rounds: int = 6, flush_interval: float = 2.0) -> dict[s
     anyio.run(run)
     out["recorded"] = _provenance()
     return out
+
+
+_VERDICT_TESTS = """\
+import time
+
+import pytest
+
+from kubernaut_audit.emitters import BufferedEmitter
+from kubernaut_audit.emulator import make_event
+from kubernaut_audit.pytest_plugin import AuditHelper
+
+
+@pytest.fixture(scope="session")
+def service(data_storage_url: str):
+    with BufferedEmitter(data_storage_url, flush_interval=FLUSH) as writer:
+        yield writer
+
+
+@pytest.mark.parametrize("n", range(TESTS))
+def test_remediation(audit: AuditHelper, service: BufferedEmitter, n: int) -> None:
+    service.emit(make_event(audit.correlation_id, "gateway.signal.received"))
+    service.emit(make_event(audit.correlation_id, "gateway.crd.created"))
+    time.sleep(WORK)  # the rest of the test's own work
+    audit.expect(event_types=["gateway.signal.received", "gateway.crd.created"])
+"""
+
+_VERDICT_RECORDER = """\
+import json
+import os
+import time
+
+import pytest
+
+T0 = time.monotonic()
+SEEN = {}
+
+
+def _now():
+    return round(time.monotonic() - T0, 4)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_pyfunc_call(pyfuncitem):
+    row = SEEN.setdefault(pyfuncitem.nodeid, {})
+    row["body_start"] = _now()
+    yield
+    row["body_end"] = _now()
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call":
+        SEEN.setdefault(report.nodeid, {}).update(reported=_now(), outcome=report.outcome)
+
+
+def pytest_sessionfinish(session):
+    with open(os.environ["DOCS_FIGURE_OUT"], "w") as out:
+        json.dump({"finished": _now(), "tests": SEEN}, out)
+"""
+
+
+def record_verdict_flow(
+    tests: int = 6, window: int = 4, flush_interval: float = 1.0, work: float = 0.25
+) -> dict[str, Any]:
+    """Run one small suite twice with pytest (default mode, then ``--audit-window``), recording
+    when each test's body ran and when its verdict was reported."""
+    import subprocess
+    import tempfile
+
+    out: dict[str, Any] = {
+        "tests": tests,
+        "window": window,
+        "flush_interval": flush_interval,
+        "work": work,
+        "runs": [],
+    }
+    source = (
+        _VERDICT_TESTS.replace("FLUSH", repr(flush_interval))
+        .replace("TESTS", str(tests))
+        .replace("WORK", repr(work))
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "test_suite.py").write_text(source, encoding="utf-8")
+        (folder / "conftest.py").write_text(_VERDICT_RECORDER, encoding="utf-8")
+        for mode, extra in (("default", []), ("windowed", [f"--audit-window={window}"])):
+            result = folder / f"{mode}.json"
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                    "-p",
+                    "no:randomly",
+                    "--audit-emulator",
+                    f"--audit-flush-interval={flush_interval}",
+                    *extra,
+                    "test_suite.py",
+                ],
+                cwd=folder,
+                env={**os.environ, "DOCS_FIGURE_OUT": str(result)},
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            if proc.returncode != 0:
+                raise RuntimeError(f"the {mode} run failed:\n{proc.stdout}\n{proc.stderr}")
+            seen = json.loads(result.read_text(encoding="utf-8"))
+            rows = [seen["tests"][k] for k in sorted(seen["tests"], key=_param_index)]
+            out["runs"].append({"mode": mode, "finished": seen["finished"], "tests": rows})
+    out["recorded"] = _provenance()
+    return out
+
+
+def _param_index(nodeid: str) -> int:
+    return int(nodeid.rsplit("[", 1)[1].rstrip("]"))
 
 
 def _provenance() -> dict[str, Any]:
@@ -202,6 +324,86 @@ def render_wait_timeline(data: dict[str, Any]) -> str:
     return "\n".join(parts) + "\n"
 
 
+def render_verdict_flow(data: dict[str, Any]) -> str:
+    """Draw both recorded runs: per test, its body and the moment its verdict was reported."""
+    runs: list[dict[str, Any]] = data["runs"]
+    starts = {run["mode"]: run["tests"][0]["body_start"] for run in runs}
+    horizon = max(t["reported"] - starts[run["mode"]] for run in runs for t in run["tests"])
+    span = float(int(horizon) + 1)
+    left, right, top, row_h, gap = 150.0, 150.0, 58.0, 22.0, 40.0
+    width = 820.0
+    plot = width - left - right
+    panel_h = [gap + row_h * len(run["tests"]) for run in runs]
+    height = top + sum(panel_h) + 46
+
+    def x(t: float) -> float:
+        return left + plot * t / span
+
+    titles = {
+        "default": "default mode",
+        "windowed": f"--audit-window {data['window']}",
+    }
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_n(width)} {_n(height)}" '
+        f'width="{_n(width)}" height="{_n(height)}" role="img">',
+        f"<title>{data['tests']} audit tests run in the default mode and with windowed verdicts "
+        f"({data['flush_interval']:g} s writer flush), recorded</title>",
+        f"<style>{_STYLE}.body{{fill:#90caf9}}.late{{stroke:#1565c0;stroke-width:1.5;"
+        "stroke-dasharray:4 3}.head{font-weight:600}</style>",
+        '<rect width="100%" height="100%" fill="#fff"/>',
+        f'<rect class="body" x="{_n(left)}" y="14" width="24" height="12"/>',
+        f'<text x="{_n(left + 30)}" y="24">test body</text>',
+        _line("late", left + 110, 20, left + 150, 20),
+        f'<text x="{_n(left + 156)}" y="24">checks pending</text>',
+        _diamond(left + 270, 20, "notice"),
+        f'<text x="{_n(left + 282)}" y="24">verdict reported</text>',
+        f'<text class="small" x="{_n(left)}" y="44">each test emits two events through a '
+        f"{data['flush_interval']:g} s buffered writer, works {data['work']:g} s, then declares "
+        "audit.expect(...)</text>",
+    ]
+    y0 = top
+    for run, h in zip(runs, panel_h, strict=True):
+        start = starts[run["mode"]]
+        parts.append(
+            f'<text class="head" x="8" y="{_n(y0 + 22)}">{escape(titles[run["mode"]])}</text>'
+        )
+        last = max(t["reported"] for t in run["tests"]) - start
+        parts.append(
+            f'<text class="small" x="{_n(left + plot + 12)}" y="{_n(y0 + 22)}">'
+            f"last verdict at {last:.1f} s</text>"
+        )
+        for i, t in enumerate(run["tests"]):
+            y = y0 + gap + row_h * i + row_h / 2 - 8
+            b0, b1, rep = (t["body_start"] - start, t["body_end"] - start, t["reported"] - start)
+            parts.append(f'<text class="small" x="24" y="{_n(y + 4)}">test {i + 1}</text>')
+            parts.append(_line("row", left, y, left + plot, y))
+            parts.append(
+                f'<rect class="body" x="{_n(x(b0))}" y="{_n(y - 6)}" '
+                f'width="{_n(max(x(b1) - x(b0), 1))}" height="12"/>'
+            )
+            if x(rep) - x(b1) > 7:
+                parts.append(_line("late", x(b1), y, x(rep) - 6, y))
+            parts.append(_diamond(x(rep), y, "notice"))
+            parts.append(
+                f'<text class="small" x="{_n(left + plot + 12)}" y="{_n(y + 4)}">'
+                f"{t['outcome']} +{(rep - b1):.2f} s</text>"
+            )
+        y0 += h
+    axis_y = y0 + 4
+    parts.append(_line("axis", left, axis_y, left + plot, axis_y))
+    t = 0.0
+    while t <= span + 1e-9:
+        parts.append(_line("axis", x(t), axis_y, x(t), axis_y + 5))
+        parts.append(f'<text class="small" x="{_n(x(t) - 8)}" y="{_n(axis_y + 18)}">{t:g} s</text>')
+        t += 0.5 if span <= 5 else 1.0
+    parts.append(
+        f'<text class="small" x="{_n(left)}" y="{_n(axis_y + 34)}">seconds since the first '
+        f"test started; recorded {escape(data['recorded']['at'])}</text>"
+    )
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
 def _line(cls: str, x1: float, y1: float, x2: float, y2: float) -> str:
     return f'<line class="{cls}" x1="{_n(x1)}" y1="{_n(y1)}" x2="{_n(x2)}" y2="{_n(y2)}"/>'
 
@@ -214,6 +416,7 @@ def _diamond(cx: float, cy: float, cls: str) -> str:
 #: figure name -> (recorder, renderer)
 FIGURE_KINDS: dict[str, tuple[Callable[[], dict[str, Any]], Callable[[dict[str, Any]], str]]] = {
     "wait-timeline": (record_wait_timeline, render_wait_timeline),
+    "verdict-flow": (record_verdict_flow, render_verdict_flow),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 from pathlib import Path
 from types import ModuleType
@@ -70,3 +71,20 @@ def test_api_reference_has_a_page_per_public_module() -> None:
     assert set(griffe_ext.PUBLIC_MODULES) == public
     for module in public:
         assert f"::: {module}\n" in pages, f"no reference page renders {module}"
+
+
+def test_verdict_flow_data_is_a_recorded_run() -> None:
+    """The verdict flow's data holds both runs of the same tests, each verdict after its body,
+    in collection order, and the windowed run's bodies not waiting for earlier verdicts."""
+    data = json.loads((ROOT / "docs/figures/verdict-flow.json").read_text(encoding="utf-8"))
+    runs = {run["mode"]: run["tests"] for run in data["runs"]}
+    assert set(runs) == {"default", "windowed"}
+    for tests in runs.values():
+        assert len(tests) == data["tests"]
+        assert all(t["body_end"] <= t["reported"] for t in tests)
+        reported = [t["reported"] for t in tests]
+        assert reported == sorted(reported)
+    windowed = runs["windowed"]
+    assert any(
+        later["body_start"] < earlier["reported"] for earlier, later in itertools.pairwise(windowed)
+    )
