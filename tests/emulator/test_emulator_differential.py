@@ -416,6 +416,23 @@ async def test_a_newer_row_makes_the_next_page_repeat_an_item(
     assert first.json()["data"][-1]["event_id"] == second.json()["data"][0]["event_id"]
 
 
+async def test_a_late_row_with_an_older_timestamp_lands_in_a_region_already_read(
+    http: httpx.AsyncClient, emu: Emulator, cid: str
+) -> None:
+    """A late row with an older timestamp lands in a region already read: the walk misses it
+    (and repeats the item it pushed along)."""
+    events = [signal(cid, moment(minutes=10 + i)) for i in range(4)]
+    assert (await post(http, BATCH, events)).status_code == 201
+    late = signal(cid, moment(minutes=10, seconds=30))
+    emu.faults = Faults(insert_between_pages=lambda params: [late], routes=())
+    first = await http.get(EVENTS, params={"correlation_id": cid, "limit": 2, "offset": 0})
+    emu.faults = Faults()
+    second = await http.get(EVENTS, params={"correlation_id": cid, "limit": 2, "offset": 2})
+    seen = [item["event_timestamp"] for page in (first, second) for item in page.json()["data"]]
+    assert late["event_timestamp"] not in seen
+    assert seen[1] == seen[2]
+
+
 # == Responses ==================================================================================
 
 
