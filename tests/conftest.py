@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +25,23 @@ def anyio_backend(request: pytest.FixtureRequest) -> object:
     if request.param == "trio":
         return ("trio", {"clock": MockClock(autojump_threshold=0)})
     return request.param
+
+
+@pytest.fixture
+def ctrl_c_interrupts() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt in this process and in the processes it starts, as at a
+    terminal.
+
+    A shell without job control starts a background command (``make test &``, a CI step, an
+    agent's job) with SIGINT ignored, and every process below inherits that: Ctrl-C tests would
+    then wait for an interrupt that never comes. A Python handler here is reset to the default
+    in a child at exec, so a child Python installs its own KeyboardInterrupt handler.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(autouse=True)
