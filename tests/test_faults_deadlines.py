@@ -227,6 +227,7 @@ async def test_cancelled_wait_closes_its_connection() -> None:
             assert established(port) == 0
 
 
+@pytest.mark.usefixtures("ctrl_c_interrupts")
 def test_ctrl_c_ends_a_blocking_wait_and_cancels_its_task() -> None:
     """Ctrl-C in a thread blocked in AuditClient.wait_for_audit_events ends the wait at once,
     cancels its task on the portal (no more polls), and the client keeps working."""
@@ -235,23 +236,33 @@ def test_ctrl_c_ends_a_blocking_wait_and_cancels_its_task() -> None:
     client = AuditClient(transport=emu.transport())
     sent: list[float] = []
     main_thread = threading.get_ident()
+    stop = threading.Event()
 
     def interrupt() -> None:
+        # Ctrl-C once the wait is under way (it has polled), however slowly a loaded machine
+        # gets there: a fixed delay could fire before the wait has a task to cancel.
+        while not emu.stats.by_route.get("query"):
+            if stop.wait(0.01):
+                return
         sent.append(time.monotonic())
         signal.pthread_kill(main_thread, signal.SIGINT)
 
-    timer = threading.Timer(0.3, interrupt)
+    interrupter = threading.Thread(target=interrupt)
     try:
-        timer.start()
+        interrupter.start()
         with pytest.raises(KeyboardInterrupt):
             client.wait_for_audit_events("rr-ctrl-c", timeout=30)
         interrupted = time.monotonic() - sent[0]
+        # The cancel reaches the portal's loop after the interrupt; a call on the same loop runs
+        # after it, so from here on any poll would be one the cancelled task made.
+        assert client.query_audit_events(correlation_id="rr-ctrl-c").events == []
         polls = emu.stats.by_route["query"]
         time.sleep(0.5)  # a live wait would poll about every 0.15 s
         assert emu.stats.by_route["query"] == polls
         planted(emu, "rr-ctrl-c")
         assert len(client.wait_for_audit_events("rr-ctrl-c", timeout=5)) == 1
     finally:
-        timer.cancel()
+        stop.set()
+        interrupter.join()
         client.close()
     assert interrupted < 3.0  # "at once": the wait itself would have gone on for 30 s
