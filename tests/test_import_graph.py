@@ -4,6 +4,9 @@ module level, under ``TYPE_CHECKING`` and inside functions alike."""
 from __future__ import annotations
 
 import ast
+import functools
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 import kubernaut_audit
@@ -34,7 +37,10 @@ def _resolve(importer: str, is_package: bool, node: ast.ImportFrom) -> str:
     return ".".join([*base, node.module] if node.module else base)
 
 
-def import_graph() -> dict[str, set[str]]:
+# Parsed once per process: the whole package's syntax trees, several seconds of CPU on a loaded
+# machine for each test that asked again.
+@functools.cache
+def import_graph() -> dict[str, frozenset[str]]:
     """Edges from each module of the package to the package modules its statements import.
 
     ``from X import name`` points at ``X.name`` when that is a module, else at ``X``. The
@@ -55,10 +61,10 @@ def import_graph() -> dict[str, set[str]]:
                     sub = f"{source}.{alias.name}"
                     targets.append(sub if sub in modules else source)
             graph[name].update(t for t in targets if t in modules and t != name)
-    return graph
+    return {name: frozenset(edges) for name, edges in graph.items()}
 
 
-def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+def find_cycle(graph: Mapping[str, AbstractSet[str]]) -> list[str] | None:
     """One cycle as a path that starts and ends at the same module, or None."""
     state: dict[str, int] = {}  # 1: on the current path, 2: finished
     path: list[str] = []
@@ -100,7 +106,7 @@ def test_no_import_cycle() -> None:
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
-def _reach(graph: dict[str, set[str]], start: str) -> set[str]:
+def _reach(graph: Mapping[str, AbstractSet[str]], start: str) -> set[str]:
     seen: set[str] = set()
     todo = [start]
     while todo:
