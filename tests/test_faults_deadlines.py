@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import sys
 import threading
 import time
 from collections import Counter
@@ -238,10 +239,20 @@ def test_ctrl_c_ends_a_blocking_wait_and_cancels_its_task() -> None:
     main_thread = threading.get_ident()
     stop = threading.Event()
 
+    def blocked_in_wait() -> bool:
+        frame = sys._current_frames().get(main_thread)
+        while frame is not None:
+            if frame.f_code.co_name == "result" and "concurrent" in frame.f_code.co_filename:
+                return True
+            frame = frame.f_back
+        return False
+
     def interrupt() -> None:
-        # Ctrl-C once the wait is under way (it has polled), however slowly a loaded machine
-        # gets there: a fixed delay could fire before the wait has a task to cancel.
-        while not emu.stats.by_route.get("query"):
+        # Ctrl-C once the wait has polled and the caller is blocked on its result, however
+        # slowly a loaded machine gets there. A fixed delay could land while the caller is still
+        # handing the task to the portal, before it holds a future to cancel: the task would
+        # then poll on (a narrow window in AuditClient._run, seen under load).
+        while not (emu.stats.by_route.get("query") and blocked_in_wait()):
             if stop.wait(0.01):
                 return
         sent.append(time.monotonic())
