@@ -240,11 +240,14 @@ def test_ctrl_c_ends_a_blocking_wait_and_cancels_its_task() -> None:
     stop = threading.Event()
 
     def blocked_in_wait() -> bool:
+        # In the Future.result() that _run itself calls: start_task_soon blocks in one too, on
+        # the spawn, before _run holds the task's future.
         frame = sys._current_frames().get(main_thread)
         while frame is not None:
-            if frame.f_code.co_name == "result" and "concurrent" in frame.f_code.co_filename:
+            caller = frame.f_back
+            if frame.f_code.co_name == "result" and caller and caller.f_code.co_name == "_run":
                 return True
-            frame = frame.f_back
+            frame = caller
         return False
 
     def interrupt() -> None:
