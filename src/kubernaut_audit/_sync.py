@@ -8,6 +8,7 @@ task it was waiting for.
 from __future__ import annotations
 
 import os
+import threading
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
@@ -15,6 +16,7 @@ from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar, Unpack
 
+import anyio
 import httpx
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
@@ -140,10 +142,30 @@ class AuditClient:
     def _run(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         portal = self._get_portal()
 
-        async def call() -> T:
-            return await fn(*args, **kwargs)
+        # A Ctrl-C can also land while start_task_soon is still handing the task to the loop,
+        # before there is a future to cancel: the task then finds the flag set when it starts, or
+        # the loop cancels the scope it registered (both run on the loop thread, so no race).
+        interrupted = threading.Event()
+        scopes: list[anyio.CancelScope] = []
 
-        future = portal.start_task_soon(call)
+        async def call() -> T:
+            with anyio.CancelScope() as scope:
+                scopes.append(scope)
+                if interrupted.is_set():
+                    scope.cancel()
+                return await fn(*args, **kwargs)
+            raise RuntimeError("interrupted before it started")  # only reached when cancelled
+
+        def cancel_started() -> None:
+            for scope in scopes:
+                scope.cancel()
+
+        try:
+            future = portal.start_task_soon(call)
+        except BaseException:
+            interrupted.set()
+            portal.call(cancel_started)
+            raise
         try:
             return future.result()
         except BaseException as exc:
