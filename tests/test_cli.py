@@ -227,10 +227,20 @@ def test_serve_token_wants_user_equals_token(pair: str, capsys: pytest.CaptureFi
     assert "USER=TOKEN" in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures("ctrl_c_interrupts")
 def test_serve_with_a_token_turns_auth_on() -> None:
     """serve --token alice=s3cret serves with the auth middleware on."""
     with subprocess.Popen(
-        [sys.executable, "-m", "kubernaut_audit", "serve", "--token", "alice=s3cret"],
+        [
+            sys.executable,
+            "-m",
+            "kubernaut_audit",
+            "serve",
+            "--port",
+            "0",
+            "--token",
+            "alice=s3cret",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -244,7 +254,10 @@ def test_serve_with_a_token_turns_auth_on() -> None:
             assert httpx.get(events, headers={"Authorization": "Bearer s3cret"}).status_code == 200
         finally:
             proc.send_signal(signal.SIGINT)
-            proc.wait(timeout=20)
+            try:
+                proc.wait(timeout=60)
+            finally:
+                proc.kill()  # a server that ignored Ctrl-C must not outlive the test
 
 
 def _stamp(moment: datetime) -> str:
