@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -140,3 +142,37 @@ def test_repr_names_base_url() -> None:
     """The repr names the server, nothing secret."""
     with AuditClient(base_url=BASE, token="s3cret", transport=httpx.MockTransport(Server())) as c:
         assert repr(c) == f"AuditClient(base_url='{BASE}')"
+
+
+def test_ctrl_c_while_a_wait_is_handed_to_the_portal_cancels_it() -> None:
+    """A Ctrl-C that lands while a blocking wait is still being handed to the portal's loop (busy
+    with another call) cancels that wait too: it never polls on."""
+    assert threading.current_thread() is threading.main_thread()
+    queries: list[str | None] = []
+    loop_busy = threading.Event()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        cid = request.url.params.get("correlation_id")
+        queries.append(cid)
+        if cid == "busy":
+            loop_busy.set()
+            time.sleep(2.0)  # runs on the portal's loop: nothing can be handed to it meanwhile
+        return page([])
+
+    client = AuditClient(base_url=BASE, transport=httpx.MockTransport(handler))
+    busy = threading.Thread(target=client.list_audit_events, kwargs={"correlation_id": "busy"})
+    main_thread = threading.get_ident()
+    timer = threading.Timer(0.3, signal.pthread_kill, args=(main_thread, signal.SIGINT))
+    try:
+        busy.start()
+        assert loop_busy.wait(10)
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            client.wait_for_audit_events("ctrl-c", timeout=30)
+        busy.join(10)
+        seen = queries.count("ctrl-c")
+        time.sleep(0.6)  # a live wait polls about every 0.155 s
+        assert queries.count("ctrl-c") == seen <= 1
+    finally:
+        timer.cancel()
+        client.close()
