@@ -181,10 +181,10 @@ def test_audit_emulator_emitter_flushes_like_a_service(suite: pytest.Pytester) -
         """
         from kubernaut_audit.emulator import make_event
         def test_x(audit_emulator, correlation_id):
-            writer = audit_emulator.emitter(flush_interval=0.2)
+            writer = audit_emulator.emitter(flush_interval=2.0)
             writer.emit(make_event(correlation_id, "a.b.c"))
             assert audit_emulator.client.list_audit_events(correlation_id=correlation_id) == []
-            got = audit_emulator.client.wait_for_audit_events(correlation_id, flush_interval=0.2)
+            got = audit_emulator.client.wait_for_audit_events(correlation_id, flush_interval=2.0)
             assert [e.event_type for e in got] == ["a.b.c"]
         """
     )
