@@ -144,6 +144,7 @@ def test_repr_names_base_url() -> None:
         assert repr(c) == f"AuditClient(base_url='{BASE}')"
 
 
+@pytest.mark.usefixtures("ctrl_c_interrupts")
 def test_ctrl_c_while_a_wait_is_handed_to_the_portal_cancels_it() -> None:
     """A Ctrl-C that lands while a blocking wait is still being handed to the portal's loop (busy
     with another call) cancels that wait too: it never polls on."""
