@@ -72,6 +72,9 @@ def build(request: pytest.FixtureRequest) -> Callable[..., object]:
         ({"retry": {"attempts": 2}}, "retry"),
         ({"retry_hooks": [42]}, "retry_hooks"),
         ({"base_url": "ds.test:8080"}, "base_url"),
+        ({"writer": "grid"}, "writer"),
+        ({"writer": "Ticker"}, "writer"),
+        ({"writer": 2}, "writer"),
     ],
 )
 def test_bad_argument_named(
@@ -112,6 +115,28 @@ def test_argument_wins_over_a_bad_variable(monkeypatch: pytest.MonkeyPatch) -> N
     """flush_interval= given: the variable is not read, so a bad one does not matter."""
     monkeypatch.setenv(ENV, "abc")
     assert AsyncAuditClient(base_url=URL, flush_interval=1).flush_interval == 1.0
+
+
+@pytest.mark.parametrize("raw", ["grid", "sincelastwrite", "1"])
+def test_bad_writer_variable_named(
+    build: Callable[..., object], monkeypatch: pytest.MonkeyPatch, raw: str
+) -> None:
+    """A KUBERNAUT_AUDIT_WRITER naming no writer kind fails in the constructor, naming it."""
+    monkeypatch.setenv("KUBERNAUT_AUDIT_WRITER", raw)
+    with pytest.raises(ConfigurationError, match="KUBERNAUT_AUDIT_WRITER"):
+        build(base_url=URL)
+
+
+def test_writer_defaults_to_auto_then_variable_then_argument(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """writer: "auto" by default, KUBERNAUT_AUDIT_WRITER when set, the argument over both."""
+    monkeypatch.delenv("KUBERNAUT_AUDIT_WRITER", raising=False)
+    assert AsyncAuditClient(base_url=URL).writer == "auto"
+    monkeypatch.setenv("KUBERNAUT_AUDIT_WRITER", " since-last-write ")
+    assert AsyncAuditClient(base_url=URL).writer == "since-last-write"
+    with AuditClient(base_url=URL, writer="ticker") as client:
+        assert client.writer == "ticker"
 
 
 def test_configuration_error_is_a_value_error() -> None:
@@ -176,3 +201,4 @@ def test_plugin_zero_option_is_refused_not_ignored(pytester: pytest.Pytester) ->
     pytester.makepyfile("def test_nothing():\n    pass\n")
     result = pytester.runpytest("-p", "no:cacheprovider", "--audit-flush-interval=0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
+

@@ -32,6 +32,8 @@ class ScriptedModel:
     predictions: list[tuple[float, PredictionKind]] = field(default_factory=list)
     rows: list[tuple[float | None, float, int]] = field(default_factory=list)
     misses: int = 0
+    #: Seconds after a poll that saw part of the set to look again (None: not at all).
+    trickle: float | None = None
 
     def rows_appeared(self, after: float | None, until: float, count: int) -> None:
         self.rows.append((after, until, count))
@@ -41,6 +43,9 @@ class ScriptedModel:
 
     def predict(self, now: float, began: float) -> tuple[float, PredictionKind]:
         return self.predictions.pop(0)
+
+    def after_rows(self, now: float) -> float | None:
+        return None if self.trickle is None else now + self.trickle
 
 
 def seen(sent: float, new: int | None = 0, took: float = 0.0) -> Observation:
@@ -172,7 +177,7 @@ def test_a_confident_model_plans_the_polls() -> None:
 
 
 def test_an_unconfident_model_is_not_asked() -> None:
-    """A model not confident at the start leaves the wait on the cold schedule."""
+    """A model that is not confident leaves the wait on the cold schedule."""
     model = ScriptedModel(confident=False, predictions=[(1.5, "decisive")])
     assert planner(model).next(seen(0.0), satisfied=False) == Poll(COLD.step, "due")
     assert model.predictions == [(1.5, "decisive")]
@@ -215,6 +220,62 @@ def test_after_a_miss_the_cold_schedule_starts_over() -> None:
     p.next(seen(0.0), satisfied=False)
     kinds = [p.next(seen(5.0 + COLD.step * n), satisfied=False) for n in range(14)]
     assert all(isinstance(k, Poll) and k.kind == "due" for k in kinds)
+
+
+def test_a_model_confident_from_a_later_poll_plans_from_then_on() -> None:
+    """Confidence is asked at every poll: what another wait taught the model counts at once."""
+    model = ScriptedModel(predictions=[(1.9, "decisive")])
+    p = planner(model)
+    assert p.next(seen(0.0), satisfied=False) == Poll(COLD.step, "due")
+    model.confident = True
+    assert p.next(seen(COLD.step), satisfied=False) == Poll(1.9, "decisive")
+
+
+def test_after_a_miss_the_wait_stays_cold_even_if_the_model_is_confident() -> None:
+    """A wait whose prediction missed is not planned by the model again."""
+    model = ScriptedModel(confident=True, predictions=[(1.0, "decisive"), (3.0, "decisive")])
+    p = planner(model)
+    p.next(seen(0.0), satisfied=False)
+    steps = [p.next(seen(1.0 + COLD.step * n), satisfied=False) for n in range(3)]
+    assert [s.kind for s in steps if isinstance(s, Poll)] == ["due"] * 3
+    assert model.predictions == [(3.0, "decisive")]
+
+
+def test_part_of_the_set_brings_a_trickle_poll_when_the_model_asks() -> None:
+    """A poll that saw part of the set is followed after the model's trickle delay; a poll
+    that saw nothing new resumes the plan."""
+    model = ScriptedModel(trickle=0.02)
+    p = planner(model)
+    assert p.next(seen(0.0, 1), satisfied=False) == Poll(0.02, "trickle")
+    assert p.next(seen(0.02, 1), satisfied=False) == Poll(0.04, "trickle")
+    assert p.next(seen(0.04, 0), satisfied=False) == Poll(0.04 + COLD.step, "due")
+
+
+def test_trickle_polls_stop_after_three_in_a_row() -> None:
+    """Rows that keep trickling in do not turn the wait into a busy loop."""
+    p = planner(ScriptedModel(trickle=0.02))
+    steps = [p.next(seen(0.02 * n, 1), satisfied=False) for n in range(5)]
+    assert [s.kind for s in steps if isinstance(s, Poll)] == ["trickle"] * 3 + ["due", "trickle"]
+
+
+def test_no_trickle_poll_without_the_model_asking_or_after_a_miss() -> None:
+    """An atomic writer's model asks for none; a wait that fell back to cold makes none."""
+    assert planner(ScriptedModel()).next(seen(0.0, 1), satisfied=False) == Poll(COLD.step, "due")
+    model = ScriptedModel(confident=True, predictions=[(1.0, "check")], trickle=0.02)
+    p = planner(model)
+    p.next(seen(0.0), satisfied=False)
+    assert p.next(seen(1.0, 1), satisfied=False) == Poll(1.0 + COLD.step, "due")
+
+
+def test_a_trickle_poll_is_not_judged_as_a_prediction() -> None:
+    """A trickle poll that finds nothing is no missed prediction: the plan goes on."""
+    model = ScriptedModel(confident=True, predictions=[(1.0, "probe"), (2.0, "decisive")])
+    model.trickle = 0.02
+    p = planner(model)
+    p.next(seen(0.0), satisfied=False)
+    assert p.next(seen(1.0, 1), satisfied=False) == Poll(1.02, "trickle")
+    assert p.next(seen(1.02, 0), satisfied=False) == Poll(2.0, "decisive")
+    assert model.misses == 0
 
 
 # -- what the model learns -------------------------------------------------------------------

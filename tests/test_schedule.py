@@ -20,10 +20,12 @@ def _plan(t: CadenceTracker, now: float, began: float) -> tuple[object, str]:
 
 
 def test_cold_step_scales_with_flush_interval() -> None:
-    """The due-phase step is 7.75 % of the interval, clamped to [10 ms, 500 ms]."""
+    """The due-phase step is 7.75 % of the interval, clamped to [10 ms, 155 ms]: a 5 s writer
+    is polled as often as a 2 s one while events are due."""
     assert ColdSchedule(2.0, 0.25).step == pytest.approx(0.155)
     assert ColdSchedule(0.05, 0.25).step == 0.01
-    assert ColdSchedule(60.0, 0.25).step == 0.5
+    assert ColdSchedule(5.0, 0.25).step == 0.155
+    assert ColdSchedule(60.0, 0.25).step == 0.155
 
 
 def test_cold_schedule_polls_evenly_while_events_are_due() -> None:

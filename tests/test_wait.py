@@ -26,6 +26,7 @@ from kubernaut_audit._query import QueryFilters
 from kubernaut_audit._retry import RetryPolicy
 from kubernaut_audit._schedule import ColdSchedule
 from kubernaut_audit._wait import wait_async
+from kubernaut_audit._writers import WriterKind
 from kubernaut_audit.models import AuditEvent, AuditEventPage
 
 pytestmark = pytest.mark.anyio
@@ -291,6 +292,7 @@ async def test_no_request_starts_past_the_deadline(ds: FakeDataStorage) -> None:
         ({"correlation_id": "c", "event_type": "x", "event_types": ["y"]}, ValueError),
         ({"correlation_id": "c", "timeout": 0}, ValueError),
         ({"correlation_id": "c", "flush_interval": -2}, ValueError),
+        ({"correlation_id": "c", "writer": "grid"}, ka.ConfigurationError),
         ({"correlation_id": "c", "event_outcome": "maybe"}, ValueError),
     ],
 )
@@ -479,6 +481,7 @@ class _PagesInMemory:
 
     base_url = "memory://"
     flush_interval = 2.0
+    writer: WriterKind = "auto"
 
     def __init__(self, visible_at: float, stored: dict[str, Any]) -> None:
         self._wait_state = WaitState()

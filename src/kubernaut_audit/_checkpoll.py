@@ -197,7 +197,7 @@ class _Loop:
             start=poller.start,
             deadline=max(awaited),
             flush_interval=interval,
-            model=client._wait_state.tracker(interval),
+            model=client._wait_state.writer(interval).for_wait(client.writer, poller.start),
         )
         self.planned: _Step | None = self._step(self.planner.first())
         self.failed_polls = 0

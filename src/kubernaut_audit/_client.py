@@ -59,6 +59,7 @@ from ._retry import NO_RETRY, RetryHook, RetryPolicy, call_with_retry
 from ._tracebacks import hide_audit_errors
 from ._trail_ops import ExportFilters, ExportProgress
 from ._wait import AbsenceOptions, WaitOptions, WaitResult, assert_none_async, wait_async
+from ._writers import WriterKind
 from .models import AuditEvent, AuditEventPage, BatchResult, CreateResult
 
 # pytest leaves this module's frames out of the traceback of an AuditError (see _tracebacks).
@@ -90,6 +91,9 @@ class AsyncAuditClient:
         retry_hooks: called before each retry sleep; default: one log line.
         max_response_bytes: responses larger than this are aborted while streaming.
         flush_interval: the audit writer's flush interval waits assume (default 2.0 s).
+        writer: how that writer writes, as waits assume: ``"ticker"`` (the Go services),
+            ``"since-last-write"`` (the Python service) or ``"auto"`` (the default: worked out
+            from what the waits see); env ``KUBERNAUT_AUDIT_WRITER``.
         payloads: a :class:`PayloadRegistry` (from ``kubernaut-audit codegen``): the events
             returned carry it, and ``event.payload`` is the payload parsed into its model (on
             first read); ``event_data`` stays the dict. Without one, no payload work at all.
@@ -112,6 +116,7 @@ class AsyncAuditClient:
         retry_hooks: Sequence[RetryHook] | None = None,
         max_response_bytes: int = _config.DEFAULT_MAX_RESPONSE_BYTES,
         flush_interval: float | None = None,
+        writer: WriterKind | None = None,
         payloads: PayloadRegistry | None = None,
     ) -> None:
         settings = _config.client_settings(
@@ -125,6 +130,7 @@ class AsyncAuditClient:
             retry_hooks=retry_hooks,
             max_response_bytes=max_response_bytes,
             flush_interval=flush_interval,
+            writer=writer,
             http_base_url=str(http_client.base_url) if http_client is not None else None,
             in_process=transport is not None,
         )
@@ -138,6 +144,7 @@ class AsyncAuditClient:
         self._hooks = settings.hooks
         self._max_bytes = settings.max_response_bytes
         self._flush_interval = settings.flush_interval
+        self._writer = settings.writer
         self._payloads = payloads
         self._owns_http = http_client is None
         self._http = http_client or self._new_http_client()
@@ -158,6 +165,14 @@ class AsyncAuditClient:
     def flush_interval(self) -> float:
         """The audit writer's flush interval that waits on this client assume (seconds)."""
         return self._flush_interval
+
+    @property
+    def writer(self) -> WriterKind:
+        """The writer kind that waits on this client assume (``"auto"`` unless set).
+
+        .. versionadded:: 0.2.0
+        """
+        return self._writer
 
     def _new_http_client(self) -> httpx.AsyncClient:
         # Redirects are followed; httpx drops Authorization when one leads to another origin.

@@ -15,6 +15,7 @@ import httpx
 from ._exceptions import ConfigurationError
 from ._retry import RetryHook, RetryPolicy, log_retry
 from ._tracebacks import hide_audit_errors
+from ._writers import WriterKind, check_writer
 
 # pytest leaves this module's frames out of the traceback of an AuditError (see _tracebacks).
 __tracebackhide__ = hide_audit_errors
@@ -24,6 +25,7 @@ ENV_TOKEN: Final = "DATA_STORAGE_TOKEN"
 ENV_TOKEN_FILE: Final = "DATA_STORAGE_TOKEN_FILE"
 ENV_USER: Final = "DATA_STORAGE_USER"
 ENV_FLUSH_INTERVAL: Final = "KUBERNAUT_AUDIT_FLUSH_INTERVAL"
+ENV_WRITER: Final = "KUBERNAUT_AUDIT_WRITER"
 
 #: Per-request HTTP timeout in seconds (connect, read, write and pool each).
 DEFAULT_TIMEOUT: Final = 10.0
@@ -37,6 +39,8 @@ TOKEN_REREAD_INTERVAL: Final = 60.0
 DEFAULT_MAX_RESPONSE_BYTES: Final = 64 * 1024 * 1024
 #: The buffered audit writer's flush interval the SDK is tuned for (ADR-038), seconds.
 DEFAULT_FLUSH_INTERVAL: Final = 2.0
+#: The writer kind waits assume: work it out from what they see.
+DEFAULT_WRITER: Final[WriterKind] = "auto"
 #: Bytes of an unexpected body kept in an exception for diagnosis.
 EXCERPT_BYTES: Final = 500
 
@@ -55,6 +59,16 @@ def env_flush_interval() -> float | None:
     """
     raw = env(ENV_FLUSH_INTERVAL)
     return None if raw is None else flush_interval_from(raw, name=ENV_FLUSH_INTERVAL)
+
+
+def env_writer() -> WriterKind | None:
+    """``KUBERNAUT_AUDIT_WRITER`` as a writer kind, or None when unset.
+
+    Raises:
+        ConfigurationError: the variable names no writer kind.
+    """
+    raw = env(ENV_WRITER)
+    return None if raw is None else check_writer(raw, name=ENV_WRITER)
 
 
 def check_seconds(value: object, *, name: str) -> float:
@@ -117,6 +131,7 @@ class ClientSettings:
     hooks: tuple[RetryHook, ...]
     max_response_bytes: int
     flush_interval: float
+    writer: WriterKind
 
 
 def client_settings(
@@ -131,6 +146,7 @@ def client_settings(
     retry_hooks: Sequence[RetryHook] | None,
     max_response_bytes: int,
     flush_interval: float | None,
+    writer: WriterKind | None = None,
     http_base_url: str | None = None,
     in_process: bool = False,
 ) -> ClientSettings:
@@ -168,6 +184,11 @@ def client_settings(
             check_seconds(flush_interval, name="flush_interval")
             if flush_interval is not None
             else env_flush_interval() or DEFAULT_FLUSH_INTERVAL
+        ),
+        writer=(
+            check_writer(writer, name="writer")
+            if writer is not None
+            else env_writer() or DEFAULT_WRITER
         ),
     )
 

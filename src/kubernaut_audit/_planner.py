@@ -7,8 +7,11 @@ So the whole schedule is a function of those numbers, and the tests read it as a
 
 What is writer-specific (when the next batch will be visible) sits behind
 :class:`~._schedule.WriterModel`: the planner tells the model what each poll saw, asks it for
-the next predicted poll, and tells it when a prediction missed. Until the model is confident, and
-for the rest of a wait after a miss, the planner follows the cold schedule.
+the next predicted poll whenever it is confident, and tells it when a prediction missed. While
+it is not, and for the rest of a wait after a miss, the planner follows the cold schedule (so a
+miss costs dense polling, never an interval's wait). After a poll that saw part of the set, the
+model may ask for a quick second look (``"trickle"``): a writer that POSTs events one by one is
+still writing the rest.
 """
 
 from __future__ import annotations
@@ -28,14 +31,28 @@ FINAL_POLL_GUARD = 0.05
 #: see every flush of its window, not the first one only).
 ABSENCE_STEP_FRACTION = 0.5
 
+#: Trickle polls in a row (each after one that saw new rows) before the plan resumes.
+TRICKLE_MAX = 3
+
 #: Why a poll is sent: ``"first"`` at once; ``"due"`` every cold step while events are due;
 #: ``"backoff"`` jittered, once they are overdue; ``"probe"``, ``"check"``, ``"decisive"`` as
-#: the writer model predicted (see :data:`~._schedule.PredictionKind`); ``"settle"`` at the end
-#: of the quiet window after the expectation held; ``"final"`` just before the deadline;
-#: ``"watch"`` a poll of an absence check.
+#: the writer model predicted (see :data:`~._schedule.PredictionKind`); ``"trickle"`` right
+#: after a poll that saw part of the set, for the rest of a write POSTed event by event;
+#: ``"settle"`` at the end of the quiet window after the expectation held; ``"final"`` just
+#: before the deadline; ``"watch"`` a poll of an absence check.
 PollKind = Literal[
-    "first", "due", "backoff", "probe", "check", "decisive", "settle", "final", "watch"
+    "first",
+    "due",
+    "backoff",
+    "probe",
+    "check",
+    "decisive",
+    "trickle",
+    "settle",
+    "final",
+    "watch",
 ]
+_PREDICTED: frozenset[PollKind] = frozenset({"probe", "check", "decisive"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +136,10 @@ class WaitPlanner:
         self.model = model
         self.settle = settle
         self.rng = rng or random.Random()
-        self.predicting = model.confident
+        self.fallen_back = False
+        """A prediction missed (or a predicted poll failed): cold schedule from ``origin``."""
         self.origin = start
+        self.trickles = 0
         self.overdue = 0
         self.kind: PollKind = "first"
         self.settle_until: float | None = None
@@ -143,15 +162,21 @@ class WaitPlanner:
             return self._settling(seen)
         if self.kind == "final" or now >= self.deadline:
             return Stop("timed out")
-        if self.predicting and self._missed(seen):
+        if not self.fallen_back and self.kind in _PREDICTED and self._missed(seen):
             # Rows off the predicted grid, a missed prediction, or a failing server: distrust
-            # the model and follow the cold schedule from here.
+            # the model and follow the cold schedule, densely from here.
             if seen.new is not None:
                 self.model.missed()
-            self.predicting, self.origin, self.overdue = False, now, 0
+            self.fallen_back, self.origin, self.overdue = True, now, 0
         at: float
         kind: PollKind
-        if self.predicting:
+        rest = None
+        if seen.new and not self.fallen_back and self.trickles < TRICKLE_MAX:
+            rest = self.model.after_rows(now)
+        self.trickles = self.trickles + 1 if rest is not None else 0
+        if rest is not None:
+            at, kind = rest, "trickle"
+        elif not self.fallen_back and self.model.confident:
             at, kind = self.model.predict(now, self.start)
         else:
             at = self.cold.next_poll(

@@ -25,8 +25,8 @@ from ._pagination import PageWalker
 from ._planner import Observation
 from ._query import QueryFilters
 from ._retry import RetryPolicy, is_transient
-from ._schedule import CadenceTracker
 from ._tracebacks import hide_audit_errors
+from ._writers import WriterKind, WriterKnowledge
 from .models import AuditEvent, AuditEventPage
 
 # pytest leaves this module's frames out of the traceback of an AuditError (see _tracebacks).
@@ -107,19 +107,21 @@ class _Inflight:
 
 
 class WaitState:
-    """What the waits on one client share: the learned flush cadence (one tracker per assumed
-    interval) and, per correlation id, the latest query (in flight or answered), which waits
-    polling at the same moment share. Each client owns one."""
+    """What the waits on one client share: what they learned of the writer (one
+    :class:`~._writers.WriterKnowledge` per assumed interval) and, per correlation id, the latest
+    query (in flight or answered), which waits polling at the same moment share. Each client
+    owns one."""
 
     def __init__(self) -> None:
-        self.trackers: dict[float, CadenceTracker] = {}
+        self.writers: dict[float, WriterKnowledge] = {}
         self.latest: dict[str, _Inflight] = {}
 
-    def tracker(self, interval: float) -> CadenceTracker:
-        tracker = self.trackers.get(interval)
-        if tracker is None:
-            tracker = self.trackers[interval] = CadenceTracker(interval)
-        return tracker
+    def writer(self, interval: float) -> WriterKnowledge:
+        """What the client's waits learned of a writer of this flush interval."""
+        known = self.writers.get(interval)
+        if known is None:
+            known = self.writers[interval] = WriterKnowledge(interval)
+        return known
 
     def remember(self, cid: str, query: _Inflight) -> None:
         # An answer is shared only while in flight or for _SHARE_WINDOW after it was asked for:
@@ -147,6 +149,11 @@ class WaitClient(Protocol):
     @property
     def flush_interval(self) -> float:
         """The writer's flush interval waits assume when the call names none."""
+        ...
+
+    @property
+    def writer(self) -> WriterKind:
+        """The writer kind waits assume when the call names none."""
         ...
 
     @property

@@ -5,8 +5,8 @@
 Events reach Data Storage in batches on the writer's ticker (ADR-038), so an event emitted
 just before a wait starts becomes visible within one flush interval plus the write time.
 
-* Cold schedule (nothing known about the ticker): poll every ``0.0775 × flush_interval`` while
-  events are due (one interval plus the write allowance from the start), then back off
+* Cold schedule (no model to follow): poll every ``0.0775 × flush_interval`` (at most 155 ms)
+  while events are due (one interval plus the write allowance from the start), then back off
   exponentially with full jitter, capped at one interval: the writer is retrying or the server
   is slow, and polling hard would only add load.
 * Learned cadence: a batch becomes visible all at once, on the ticker's grid. Each time a poll
@@ -14,6 +14,9 @@ just before a wait starts becomes visible within one flush interval plus the wri
   polls; those windows, taken modulo the interval, narrow down the grid's phase. Once three
   narrow windows agree, a wait polls right after the next predicted flush instead of densely, and
   falls back to the cold schedule the moment a prediction misses.
+
+The since-last-write model and the inference of which writer a wait faces live in
+``_writers``.
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ STEP_FRACTION = 0.0775
 #: The due-phase step never goes below this (seconds): a tiny interval must not turn a wait
 #: into a busy loop against the server.
 MIN_STEP = 0.01
-#: Nor above this (seconds): with a long interval, a flush is still noticed within half a second.
-MAX_STEP = 0.5
+#: Nor above this (seconds), the 2 s writer's step: lateness must not grow with the interval (a
+#: 5 s writer is polled as often as a 2 s one while events are due).
+MAX_STEP = 0.155
 #: Windows at most this fraction of the interval wide count as evidence about the phase.
 INFORMATIVE_FRACTION = 0.25
 #: A phase estimate wider than this fraction of the interval predicts too little to act on.
@@ -74,6 +78,11 @@ class WriterModel(Protocol):
 
     def missed(self) -> None:
         """A prediction did not hold: distrust the model until it is confirmed again."""
+        ...
+
+    def after_rows(self, now: float) -> float | None:
+        """A poll answered at ``now`` saw part of a wait's set: when to look again for the rest
+        of the same write (None: the write was atomic, the rest comes with a later one)."""
         ...
 
     def predict(self, now: float, began: float) -> tuple[float, PredictionKind]:
@@ -219,6 +228,10 @@ class CadenceTracker:
         """A decisive poll found nothing: distrust the estimate until it is confirmed again."""
         self.agreeing = 0
 
+    def after_rows(self, now: float) -> float | None:
+        """A ticker writes a batch in one request: the rest of a set comes with a later tick."""
+        return None
+
     def _reset(self, lo: float, width: float, at: float) -> None:
         self.lo = lo
         self.width = width
@@ -231,6 +244,15 @@ class CadenceTracker:
         k = math.floor((now - self.lo - self.width) / self.interval) + 1
         start = self.lo + k * self.interval
         return start, start + self.width
+
+    def target(self, now: float, began: float) -> tuple[float, float]:
+        """The window :meth:`predict` aims at: the next one ending after ``now``, or the one
+        after it when its flush was already seen before the wait began at ``began``."""
+        start, end = self.next_window(now)
+        seen = self.last_rows
+        if seen is not None and seen <= began and start - self.tolerance <= seen:
+            start, end = start + self.interval, end + self.interval
+        return start, end
 
     def predict(self, now: float, began: float) -> tuple[float, PredictionKind]:
         """When to poll next to catch the next flush with the least lateness, for a wait that
@@ -245,10 +267,7 @@ class CadenceTracker:
         A window whose flush was already seen before the wait began is skipped: the wait's
         events come in a later one.
         """
-        start, end = self.next_window(now)
-        seen = self.last_rows
-        if seen is not None and seen <= began and start - self.tolerance <= seen:
-            start, end = start + self.interval, end + self.interval
+        start, end = self.target(now, began)
         stale = (
             self.last_narrow is None
             or now - self.last_narrow > STALE_AFTER_INTERVALS * self.interval

@@ -42,6 +42,7 @@ from ._retry import RetryHook, RetryPolicy
 from ._tracebacks import cut_plumbing, hide_audit_errors
 from ._trail_ops import ExportFilters, ExportProgress
 from ._wait import AbsenceOptions, WaitOptions, WaitResult
+from ._writers import WriterKind
 from .models import AuditEvent, AuditEventPage, BatchResult, CreateResult
 
 # pytest leaves this module's frames out of the traceback of an AuditError (see _tracebacks).
@@ -91,6 +92,7 @@ class AuditClient:
         retry_hooks: Sequence[RetryHook] | None = None,
         max_response_bytes: int = _config.DEFAULT_MAX_RESPONSE_BYTES,
         flush_interval: float | None = None,
+        writer: WriterKind | None = None,
         payloads: PayloadRegistry | None = None,
     ) -> None:
         self._async = AsyncAuditClient(
@@ -105,6 +107,7 @@ class AuditClient:
             retry_hooks=retry_hooks,
             max_response_bytes=max_response_bytes,
             flush_interval=flush_interval,
+            writer=writer,
             payloads=payloads,
         )
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
@@ -123,6 +126,14 @@ class AuditClient:
     @property
     def flush_interval(self) -> float:
         return self._async.flush_interval
+
+    @property
+    def writer(self) -> WriterKind:
+        """The writer kind that waits on this client assume.
+
+        .. versionadded:: 0.2.0
+        """
+        return self._async.writer
 
     @property
     def async_client(self) -> AsyncAuditClient:

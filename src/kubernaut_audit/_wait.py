@@ -17,6 +17,7 @@ from ._expectation import Criteria, Expectation, Selection
 from ._planner import WRITE_ALLOWANCE, AbsencePlanner, Poll, WaitPlanner
 from ._polling import PollHook, PollRecord, WaitClient, _chronological, _Poller
 from ._tracebacks import hide_audit_errors
+from ._writers import WriterKind, check_writer
 from .models import AuditEvent
 
 # pytest leaves this module's frames out of the traceback of an AuditError (see _tracebacks).
@@ -79,6 +80,7 @@ class WaitOptions(Criteria, total=False):
     flush_interval: float
     settle: bool
     on_poll: PollHook
+    writer: WriterKind
 
 
 class AbsenceOptions(Selection, total=False):
@@ -97,11 +99,13 @@ async def wait_async(
     flush_interval: float | None = None,
     settle: bool = False,
     on_poll: PollHook | None = None,
+    writer: WriterKind | None = None,
     **criteria: Unpack[Criteria],
 ) -> WaitResult:
     """The async implementation behind every face of ``wait_for_audit_events``."""
     expectation = Expectation.build(correlation_id, **criteria)
     interval = _interval(flush_interval, client)
+    kind = client.writer if writer is None else check_writer(writer)
     if timeout is None:
         timeout = default_timeout(interval)
     elif not timeout > 0:
@@ -117,7 +121,7 @@ async def wait_async(
         start=p.start,
         deadline=p.deadline,
         flush_interval=interval,
-        model=client._wait_state.tracker(interval),
+        model=client._wait_state.writer(interval).for_wait(kind, p.start),
         settle=settle,
     )
     satisfied_at: float | None = None
@@ -190,7 +194,7 @@ async def assert_none_async(
         end=end,
         deadline=p.deadline,
         flush_interval=interval,
-        model=client._wait_state.tracker(interval),
+        model=client._wait_state.writer(interval).for_wait(client.writer, start),
     )
     step: Poll = planner.first()
     while True:

@@ -45,6 +45,8 @@ def wait_for_audit_events(
         where: a predicate on an event; only events it accepts count.
         timeout: seconds; default ``3 × flush_interval + 5``.
         flush_interval: the writer's flush interval; default the client's (2.0 s).
+        writer: how the writer writes: ``"ticker"``, ``"since-last-write"`` or ``"auto"``
+            (work it out from what the client's waits see); default the client's (``"auto"``).
         settle: once the expectation holds, keep watching for one flush interval plus the write
             time and fail if more than ``count``, or types not in ``event_types``, arrive.
         on_poll: called with a :class:`PollRecord` after every poll.
