@@ -119,6 +119,32 @@ def test_wait_exits_one_with_the_diagnostic_on_timeout(
     assert "Traceback" not in err
 
 
+def test_wait_takes_the_writer_kind(
+    served: tuple[Emulator, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """wait --writer since-last-write waits as any wait does; an unknown kind is refused."""
+    emulator, url = served
+    _seed(emulator, "cli-writer", "aiagent.llm.request")
+    argv = ["wait", "--url", url, "--correlation-id", "cli-writer"]
+    assert main([*argv, "--writer", "since-last-write"]) == 0
+    assert "1 event(s) after" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main([*argv, "--writer", "grid"])
+    assert info.value.code == 2
+
+
+def test_a_bad_writer_variable_exits_two_naming_it(
+    served: tuple[Emulator, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """KUBERNAUT_AUDIT_WRITER naming no kind: one line naming the variable, exit 2."""
+    _, url = served
+    monkeypatch.setenv("KUBERNAUT_AUDIT_WRITER", "grid")
+    assert main(["wait", "--url", url, "--correlation-id", "x"]) == 2
+    assert "KUBERNAUT_AUDIT_WRITER" in capsys.readouterr().err
+
+
 def test_usage_errors_exit_two(capsys: pytest.CaptureFixture[str]) -> None:
     """A missing --correlation-id is a usage error (exit 2)."""
     with pytest.raises(SystemExit) as info:

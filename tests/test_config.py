@@ -202,3 +202,46 @@ def test_plugin_zero_option_is_refused_not_ignored(pytester: pytest.Pytester) ->
     result = pytester.runpytest("-p", "no:cacheprovider", "--audit-flush-interval=0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
 
+
+def test_plugin_refuses_a_bad_writer_option(pytester: pytest.Pytester) -> None:
+    """--audit-writer=grid stops the run with a usage error naming the option."""
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--audit-writer=grid")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--audit-writer must be one of 'ticker', *got 'grid'*"])
+
+
+def test_plugin_refuses_a_bad_writer_ini(pytester: pytest.Pytester) -> None:
+    """An ini audit_writer naming no writer kind stops the run, naming the ini key."""
+    pytester.makeini("[pytest]\naudit_writer = hapi\n")
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*ini audit_writer must be one of*got 'hapi'*"])
+
+
+def test_plugin_writer_option_wins_over_ini_and_reaches_the_clients(
+    pytester: pytest.Pytester,
+) -> None:
+    """--audit-writer beats ini audit_writer; both client fixtures assume it."""
+    pytester.makeini("[pytest]\ndata_storage_url = http://ds.test\naudit_writer = ticker\n")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.fixture
+        def anyio_backend():
+            return "asyncio"
+
+        def test_sync(audit_client):
+            assert audit_client.writer == "since-last-write"
+
+        @pytest.mark.anyio
+        async def test_async(async_audit_client):
+            assert async_audit_client.writer == "since-last-write"
+        """
+    )
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "--audit-writer", "since-last-write", "-p", "anyio"
+    )
+    result.assert_outcomes(passed=2)

@@ -72,7 +72,8 @@ examples:
   kubernaut-audit reconstruct rr-2025-001 > rr.yaml
 
 configuration: flags first, then the environment: DATA_STORAGE_URL, DATA_STORAGE_TOKEN,
-DATA_STORAGE_TOKEN_FILE, DATA_STORAGE_USER, KUBERNAUT_AUDIT_FLUSH_INTERVAL.
+DATA_STORAGE_TOKEN_FILE, DATA_STORAGE_USER, KUBERNAUT_AUDIT_FLUSH_INTERVAL,
+KUBERNAUT_AUDIT_WRITER.
 
 exit codes: 0 ok, 1 wait failed or chain broken, 2 usage or configuration, 3 server error,
 4 unreachable, 5 chain undetermined (keyed rows, no key), 70 internal error (a bug: the
@@ -182,6 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
     wait.add_argument("--count", type=_count, help="exactly N events")
     wait.add_argument("--timeout", type=_positive, help="seconds (default 3 × flush + 5)")
     wait.add_argument("--flush-interval", type=_positive, help="writer flush interval (2.0)")
+    wait.add_argument(
+        "--writer",
+        choices=["ticker", "since-last-write", "auto"],
+        help="how the writer writes (default auto: worked out from what the polls see)",
+    )
     wait.add_argument("--settle", action="store_true", help="then watch one more interval")
     wait.add_argument("--format", choices=["table", "json", "jsonl"], default="table")
 
@@ -316,6 +322,7 @@ def _client(args: argparse.Namespace) -> AuditClient:
         token_file=args.token_file,
         user=args.user,
         flush_interval=getattr(args, "flush_interval", None),
+        writer=getattr(args, "writer", None),
     )
 
 

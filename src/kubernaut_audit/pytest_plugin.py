@@ -3,6 +3,7 @@
 Fixtures: ``correlation_id``, ``audit_client``, ``async_audit_client``, ``audit`` and
 ``audit_emulator``. Configuration: ``--data-storage-url`` / ini ``data_storage_url`` / env
 ``DATA_STORAGE_URL``; ``--audit-flush-interval`` / ini ``audit_flush_interval``;
+``--audit-writer`` / ini ``audit_writer`` (``ticker``, ``since-last-write`` or ``auto``);
 ``--audit-emulator`` serves an embedded emulator on a free loopback port, one per xdist worker
 (workers are separate processes: a per-worker server needs no cross-process coordination and
 cannot collide on a port, and correlation ids keep tests apart either way).
@@ -40,6 +41,7 @@ from ._plugin_window import SECTION, CrashGuard, Window, XdistWorker, blockers
 from ._polling import PollRecord
 from ._sync import AuditClient
 from ._wait import AbsenceOptions, WaitOptions, WaitResult
+from ._writers import WriterKind, check_writer
 from .emitters import BufferedEmitter, SinceLastWriteEmitter
 from .models import AuditEvent
 
@@ -94,6 +96,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="the audit writer's flush interval in seconds that waits assume (default 2.0)",
     )
     group.addoption(
+        "--audit-writer",
+        dest="audit_writer",
+        default=None,
+        help="how the audit writer writes, as waits assume: ticker, since-last-write or auto "
+        "(default: ini audit_writer, then $KUBERNAUT_AUDIT_WRITER, then auto)",
+    )
+    group.addoption(
         "--audit-emulator",
         dest="audit_emulator",
         action="store_true",
@@ -112,6 +121,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("data_storage_url", "Data Storage address", default=None)
     parser.addini("audit_flush_interval", "audit writer flush interval (seconds)", default=None)
+    parser.addini(
+        "audit_writer", "audit writer kind: ticker, since-last-write or auto", default=None
+    )
     parser.addini("audit_correlation_prefix", "prefix of generated correlation ids", default="test")
     parser.addini("audit_window", "windowed verdicts: tests with pending checks", default="0")
 
@@ -124,6 +136,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     try:
         _flush_interval(config)
+        _writer(config)
     except ConfigurationError as exc:
         raise pytest.UsageError(str(exc)) from None
     if config.getoption("fulltrace", False):
@@ -214,6 +227,16 @@ def _flush_interval(config: pytest.Config) -> float | None:
     return None
 
 
+def _writer(config: pytest.Config) -> WriterKind | None:
+    option = config.getoption("audit_writer")
+    if option is not None:
+        return check_writer(option, name="--audit-writer")
+    ini = config.getini("audit_writer")
+    if ini:
+        return check_writer(ini, name="ini audit_writer")
+    return None
+
+
 def _worker_id(config: pytest.Config) -> str:
     return str(getattr(config, "workerinput", {}).get("workerid", "main"))
 
@@ -262,7 +285,9 @@ def data_storage_url(request: pytest.FixtureRequest) -> Iterator[str]:
 def audit_client(request: pytest.FixtureRequest, data_storage_url: str) -> Iterator[AuditClient]:
     """A blocking client, one per worker, sharing its connection pool and learned cadence."""
     with AuditClient(
-        base_url=data_storage_url, flush_interval=_flush_interval(request.config)
+        base_url=data_storage_url,
+        flush_interval=_flush_interval(request.config),
+        writer=_writer(request.config),
     ) as client:
         yield client
 
@@ -273,7 +298,9 @@ async def async_audit_client(
 ) -> AsyncIterator[AsyncAuditClient]:
     """An async client for anyio tests (one per test: each test has its own event loop)."""
     async with AsyncAuditClient(
-        base_url=data_storage_url, flush_interval=_flush_interval(request.config)
+        base_url=data_storage_url,
+        flush_interval=_flush_interval(request.config),
+        writer=_writer(request.config),
     ) as client:
         yield client
 
