@@ -49,8 +49,8 @@ Verdict = Literal["intact", "broken", "undetermined"]
 EventLike = AuditEvent | Mapping[str, Any]
 
 _ZERO_UUID = "00000000-0000-0000-0000-000000000000"
-#: The envelope's omitempty fields, in the order of the Go struct.
-_OMIT_EMPTY = (
+#: The envelope's omitempty fields, in the order of the Go struct (shared with the emulator).
+OMIT_EMPTY = (
     "resource_type",
     "resource_id",
     "namespace",
@@ -63,7 +63,8 @@ _OMIT_EMPTY = (
     "actor_type",
     "actor_ip",
 )
-_ZEROED_TAIL = (
+#: The hashed envelope's last fields, zeroed before hashing (shared with the emulator).
+ZEROED_TAIL = (
     ',"event_hash":"","previous_event_hash":"","legal_hold":false,'
     '"legal_hold_reason":"","legal_hold_placed_by":"","legal_hold_placed_at":null'
 )
@@ -114,7 +115,7 @@ def hash_preimage(event: EventLike) -> bytes:
         ',"parent_event_date":',
         f'"{go_time(parent_date)}"' if parent_date is not None else "null",
     ]
-    for name in _OMIT_EMPTY:
+    for name in OMIT_EMPTY:
         value = getattr(e, name)
         if value:  # Go's omitempty: "" and 0 are left out, as is a NULL column
             rendered = go_number(value) if name == "duration_ms" else go_string(value)
@@ -124,7 +125,7 @@ def hash_preimage(event: EventLike) -> bytes:
         str(e.retention_days or 0),
         ',"is_sensitive":',
         "true" if e.is_sensitive else "false",
-        _ZEROED_TAIL,
+        ZEROED_TAIL,
         ',"event_data":',
         go_value(e.event_data),
         "}",

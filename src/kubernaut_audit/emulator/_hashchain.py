@@ -17,29 +17,13 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any, Final
 
+from kubernaut_audit._chain import OMIT_EMPTY, ZEROED_TAIL
 from kubernaut_audit._gojson import go_document, go_number, go_string
 
 from ._times import format_midnight, format_timestamp
 
 SHA256_UNKEYED: Final = "sha256-unkeyed"
 HMAC_SHA256: Final = "hmac-sha256"
-_OMIT_EMPTY = (
-    "resource_type",
-    "resource_id",
-    "namespace",
-    "cluster_id",
-    "severity",
-    "duration_ms",
-    "error_code",
-    "error_message",
-    "actor_id",
-    "actor_type",
-    "actor_ip",
-)
-_ZEROED_TAIL = (
-    ',"event_hash":"","previous_event_hash":"","legal_hold":false,'
-    '"legal_hold_reason":"","legal_hold_placed_by":"","legal_hold_placed_at":null'
-)
 
 
 class ChainError(Exception):
@@ -72,7 +56,7 @@ def row_preimage(row: Mapping[str, Any]) -> bytes:
         ',"parent_event_date":',
         f'"{format_midnight(date.fromisoformat(parent_date))}"' if parent_date else "null",
     ]
-    for name in _OMIT_EMPTY:
+    for name in OMIT_EMPTY:
         value = row[name]
         if value:
             rendered = go_number(value) if name == "duration_ms" else go_string(value)
@@ -83,7 +67,7 @@ def row_preimage(row: Mapping[str, Any]) -> bytes:
         str(row["retention_days"] or 0),
         ',"is_sensitive":',
         "true" if row["is_sensitive"] else "false",
-        _ZEROED_TAIL,
+        ZEROED_TAIL,
         ',"event_data":',
         go_document(data) if data is not None else "null",
         "}",
