@@ -172,7 +172,7 @@ def test_ctrl_c_while_a_wait_is_handed_to_the_portal_cancels_it() -> None:
             client.wait_for_audit_events("ctrl-c", timeout=30)
         busy.join(10)
         seen = queries.count("ctrl-c")
-        time.sleep(0.6)  # a live wait polls about every 0.155 s
+        time.sleep(0.6)  # a live wait polls about every 0.15 s
         assert queries.count("ctrl-c") == seen <= 1
     finally:
         timer.cancel()

@@ -20,7 +20,7 @@ from kubernaut_audit._planner import (
 )
 from kubernaut_audit._schedule import CadenceTracker, ColdSchedule, PredictionKind
 
-#: The cold schedule's step at the default 2 s interval (0.155 s) and its due phase (2.25 s).
+#: The cold schedule's step at the default 2 s interval (0.15 s) and its due phase (2.25 s).
 COLD = ColdSchedule(2.0, WRITE_ALLOWANCE)
 
 
@@ -215,11 +215,21 @@ def test_a_failed_poll_drops_predictions_without_blaming_the_model() -> None:
 
 def test_after_a_miss_the_cold_schedule_starts_over() -> None:
     """After a miss the due phase is counted from the miss, not from the wait's start."""
-    model = ScriptedModel(confident=True, predictions=[(5.0, "decisive")])
+    model = ScriptedModel(confident=True, predictions=[(2.0, "decisive")])
     p = planner(model)
     p.next(seen(0.0), satisfied=False)
-    kinds = [p.next(seen(5.0 + COLD.step * n), satisfied=False) for n in range(14)]
+    kinds = [p.next(seen(2.0 + COLD.step * n), satisfied=False) for n in range(14)]
     assert all(isinstance(k, Poll) and k.kind == "due" for k in kinds)
+
+
+@pytest.mark.parametrize("predicted", [2.76, 7.0, 1e9])
+def test_a_prediction_beyond_one_interval_is_cut_to_a_probe(predicted: float) -> None:
+    """Any writer makes due rows visible within one interval plus the write time: a model
+    predicting later (confused by several writers, say) gets a probe there instead, never a
+    wait left without polls until its deadline."""
+    model = ScriptedModel(confident=True, predictions=[(predicted, "decisive")])
+    p = planner(model, deadline=30.0)
+    assert p.next(seen(0.5), satisfied=False) == Poll(0.5 + COLD.due_for, "probe")
 
 
 def test_a_model_confident_from_a_later_poll_plans_from_then_on() -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from kubernaut_audit._schedule import (
     CHECK_LEAD,
+    LATE_LOOK,
     PREDICTION_MARGIN,
     CadenceTracker,
     ColdSchedule,
@@ -20,12 +21,12 @@ def _plan(t: CadenceTracker, now: float, began: float) -> tuple[object, str]:
 
 
 def test_cold_step_scales_with_flush_interval() -> None:
-    """The due-phase step is 7.75 % of the interval, clamped to [10 ms, 155 ms]: a 5 s writer
+    """The due-phase step is 7.5 % of the interval, clamped to [10 ms, 150 ms]: a 5 s writer
     is polled as often as a 2 s one while events are due."""
-    assert ColdSchedule(2.0, 0.25).step == pytest.approx(0.155)
+    assert ColdSchedule(2.0, 0.25).step == pytest.approx(0.15)
     assert ColdSchedule(0.05, 0.25).step == 0.01
-    assert ColdSchedule(5.0, 0.25).step == 0.155
-    assert ColdSchedule(60.0, 0.25).step == 0.155
+    assert ColdSchedule(5.0, 0.25).step == 0.15
+    assert ColdSchedule(60.0, 0.25).step == 0.15
 
 
 def test_cold_schedule_polls_evenly_while_events_are_due() -> None:
@@ -135,6 +136,28 @@ def test_plan_skips_a_window_already_seen_flushing() -> None:
     t.saw_rows(4.615)
     assert _plan(t, 4.616, began=4.616) == (pytest.approx(6.62 + PREDICTION_MARGIN), "decisive")
     assert _plan(t, 4.605, began=4.605) == (pytest.approx(4.62 + PREDICTION_MARGIN), "decisive")
+
+
+def test_plan_looks_once_more_for_a_tick_that_just_passed_unseen() -> None:
+    """A wait whose first poll came just after a predicted tick that no poll has seen: the
+    tick may be late (a slow POST), so one probe goes LATE_LOOK after its window before the
+    plan aims at the next tick, an interval on."""
+    t = CadenceTracker(2.0, target_width=0.05)
+    t.observe(0.60, 0.62)
+    t.observe(2.60, 2.62)
+    t.saw_rows(2.62)
+    assert _plan(t, 4.625, began=4.623) == (pytest.approx(4.62 + LATE_LOOK), "probe")
+    after = 4.62 + LATE_LOOK + 0.002
+    assert _plan(t, after, began=4.623) == (pytest.approx(6.62 + PREDICTION_MARGIN), "decisive")
+
+
+def test_plan_takes_no_late_look_at_a_tick_already_seen() -> None:
+    """Rows seen from that tick: it came, the wait's events come with the next one."""
+    t = CadenceTracker(2.0, target_width=0.05)
+    t.observe(0.60, 0.62)
+    t.observe(2.60, 2.62)
+    t.saw_rows(4.61)
+    assert _plan(t, 4.625, began=4.623) == (pytest.approx(6.62 + PREDICTION_MARGIN), "decisive")
 
 
 def test_plan_checks_before_the_window_when_the_estimate_is_stale() -> None:

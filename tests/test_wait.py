@@ -66,7 +66,7 @@ async def test_returns_at_once_when_events_are_already_visible(
 async def test_notices_a_flushed_event_within_one_poll_step(
     ds: FakeDataStorage, client: AsyncAuditClient
 ) -> None:
-    """An event appearing mid-interval is noticed within the 155 ms due-phase step."""
+    """An event appearing mid-interval is noticed within the 150 ms due-phase step."""
     start = anyio.current_time()
     ds.add(start + 1.234, event("c1"))
     got = await client.wait_for_audit_events("c1")

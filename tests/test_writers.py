@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from kubernaut_audit import ConfigurationError
+from kubernaut_audit._schedule import LATE_LOOK
 from kubernaut_audit._schedule import TOLERANCE as TICKER_TOLERANCE
 from kubernaut_audit._writers import (
     CHECK_GAP,
@@ -104,6 +105,34 @@ def test_rows_of_one_write_posted_one_by_one_extend_it() -> None:
     """Sightings moments apart belong to one write: its end moves, not the next write."""
     model = slw((10.0, 10.04), (10.03, 10.07))
     assert (model.lo, model.hi) == pytest.approx((10.03, 10.07))
+
+
+def test_a_write_sooner_than_one_interval_starts_the_model_over() -> None:
+    """Two writes closer than one interval are not this writer's (another writer, or it
+    changed): the model starts over from the later one."""
+    model = slw((10.0, 10.04), (10.5, 10.54))
+    assert (model.lo, model.hi) == (10.5, 10.54)
+
+
+def test_the_last_write_is_never_placed_after_the_last_sighting() -> None:
+    """Whatever mix of writers the sightings come from, the model's last write ends no later
+    than the last sighting, so the window it predicts is at most one interval (plus a turn of
+    the loop and a POST) away."""
+    model = SinceLastWriteModel(I)
+    rng = random.Random(5)
+    t = latest = 0.0
+    for _ in range(200):
+        interval = rng.choice([0.5, 1.0, 2.0])
+        phase = rng.uniform(0, interval)
+        visible = phase + interval * math.ceil((t + rng.uniform(0, I) - phase) / interval)
+        model.observe(visible - 0.04, visible)
+        latest = max(latest, visible)
+        assert model.lo is not None
+        assert model.hi is not None
+        assert model.lo <= model.hi <= latest
+        window = model.window(visible)
+        assert window is None or window.start <= visible + I + BUSY_SPAN
+        t = visible
 
 
 def test_rows_on_an_idle_writers_first_poll_were_written_at_once() -> None:
@@ -354,6 +383,22 @@ def test_a_ticker_window_that_passed_undecided_is_decided_at_once() -> None:
     assert first[0] <= end + 0.01
     late = end + 0.5
     assert view.predict(late, began) == (late, "decisive")
+
+
+def test_a_ticker_tick_just_passed_unseen_gets_a_late_look_before_any_check() -> None:
+    """A wait beginning moments after a predicted tick that no poll saw looks once more for
+    it (it may be late) before the check of the next window, an interval away."""
+    known = WriterKnowledge(I)
+    feed(known, ticker_sightings(12))
+    assert known.believed("auto") == "ticker"
+    assert known.ticker.last_rows is None or known.ticker.last_rows < 90
+    _, end = known.ticker.next_window(100.0)
+    began = end + 0.003
+    view = known.for_wait("auto", began)
+    at, kind = view.predict(began, began)
+    assert at == pytest.approx(end + LATE_LOOK)
+    assert kind == "probe"
+    assert view.predict(end + LATE_LOOK, began)[1] == "check"
 
 
 def test_a_busy_write_may_still_be_posting_the_rest() -> None:

@@ -178,6 +178,10 @@ class WaitPlanner:
             at, kind = rest, "trickle"
         elif not self.fallen_back and self.model.confident:
             at, kind = self.model.predict(now, self.start)
+            if at > now + self.cold.due_for:
+                # Any writer makes due rows visible within one interval plus the write time: a
+                # prediction beyond that is the model's error, and must not leave the wait blind.
+                at, kind = now + self.cold.due_for, "probe"
         else:
             at = self.cold.next_poll(
                 origin=self.origin, last_poll=seen.sent, overdue_polls=self.overdue, rng=self.rng

@@ -5,7 +5,7 @@
 Events reach Data Storage in batches on the writer's ticker (ADR-038), so an event emitted
 just before a wait starts becomes visible within one flush interval plus the write time.
 
-* Cold schedule (no model to follow): poll every ``0.0775 × flush_interval`` (at most 155 ms)
+* Cold schedule (no model to follow): poll every ``0.075 × flush_interval`` (at most 150 ms)
   while events are due (one interval plus the write allowance from the start), then back off
   exponentially with full jitter, capped at one interval: the writer is retrying or the server
   is slow, and polling hard would only add load.
@@ -27,14 +27,14 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 #: Due-phase poll period as a fraction of the flush interval: an event is noticed within
-#: 7.75 % of an interval of becoming visible (155 ms at 2 s), at about 14 queries per interval.
-STEP_FRACTION = 0.0775
+#: 7.5 % of an interval of becoming visible (150 ms at 2 s), at about 14 queries per interval.
+STEP_FRACTION = 0.075
 #: The due-phase step never goes below this (seconds): a tiny interval must not turn a wait
 #: into a busy loop against the server.
 MIN_STEP = 0.01
 #: Nor above this (seconds), the 2 s writer's step: lateness must not grow with the interval (a
 #: 5 s writer is polled as often as a 2 s one while events are due).
-MAX_STEP = 0.155
+MAX_STEP = 0.15
 #: Windows at most this fraction of the interval wide count as evidence about the phase.
 INFORMATIVE_FRACTION = 0.25
 #: A phase estimate wider than this fraction of the interval predicts too little to act on.
@@ -51,6 +51,10 @@ CONFIRMATIONS = 3
 #: A window narrower than this (seconds) is not probed further: the decisive poll sent after it
 #: is at most this late.
 TARGET_WIDTH = 0.025
+#: A tick the estimate put this shortly before a poll that saw nothing may still be on its way
+#: (a slow POST, a loaded writer or server): it gets one look this long after its window
+#: (seconds) rather than a wait for the next tick, an interval later.
+LATE_LOOK = 0.05
 #: Without a narrow observation for this many intervals, the estimate may be stale: a check is
 #: sent before the next predicted window.
 STALE_AFTER_INTERVALS = 1.5
@@ -245,6 +249,17 @@ class CadenceTracker:
         start = self.lo + k * self.interval
         return start, start + self.width
 
+    def late_look(self, now: float) -> tuple[float, PredictionKind] | None:
+        """A ``"probe"`` :data:`LATE_LOOK` after the window that passed last, while that is
+        still ahead and no poll has seen that window's rows: the tick may be late (None: no
+        such window)."""
+        start, end = self.next_window(now)
+        start, end = start - self.interval, end - self.interval
+        seen = self.last_rows
+        if now >= end + LATE_LOOK or (seen is not None and seen >= start - self.tolerance):
+            return None
+        return end + LATE_LOOK, "probe"
+
     def target(self, now: float, began: float) -> tuple[float, float]:
         """The window :meth:`predict` aims at: the next one ending after ``now``, or the one
         after it when its flush was already seen before the wait began at ``began``."""
@@ -258,7 +273,8 @@ class CadenceTracker:
         """When to poll next to catch the next flush with the least lateness, for a wait that
         began at ``began``, and the kind of that poll:
 
-        * ``"probe"``: the middle of a window still wider than ``target_width`` (halves it);
+        * ``"probe"``: a late look for a tick that just passed unseen (see :meth:`late_look`),
+          or the middle of a window still wider than ``target_width`` (halves it);
         * ``"check"``: just before the window, when no narrow observation came for 1.5
           intervals (in a steady suite, every other wait); rows seen there arrived off the
           grid, so the estimate is stale;
@@ -267,6 +283,9 @@ class CadenceTracker:
         A window whose flush was already seen before the wait began is skipped: the wait's
         events come in a later one.
         """
+        late = self.late_look(now)
+        if late is not None:
+            return late
         start, end = self.target(now, began)
         stale = (
             self.last_narrow is None

@@ -133,9 +133,16 @@ class SinceLastWriteModel:
             self.lo, self.hi = after, until
             return
         if until > hi + self.same_write_gap:
+            earliest = lo + self.interval - TOLERANCE
+            if until < earliest:
+                # Two writes closer than one interval: not this model's writer (another writer,
+                # or the writer changed). Start over from this write; carrying the bound on
+                # would push the last write's end past the present.
+                self.lo, self.hi = after, until
+                return
             # A new write: under this model it cannot have begun before one interval after the
             # last one (a wait's sighting often reaches back to its first poll).
-            after = max(after, lo + self.interval - TOLERANCE)
+            after = max(after, earliest)
         self.lo, self.hi = max(lo, after), max(hi, until)
 
     def observe_first_poll(self, until: float, *, began: float) -> None:
@@ -407,7 +414,9 @@ class WriterView:
                 return now, "decisive"
             if target != self._aimed:
                 self._aimed, self._decided = target, False
-            planned = self._check(now, target[0]) or tracker.predict(now, began)
+            planned = (
+                tracker.late_look(now) or self._check(now, target[0]) or tracker.predict(now, began)
+            )
             self._decided = self._decided or planned[1] == "decisive"
             return planned
         window = self.knowledge.slw.window(began)
