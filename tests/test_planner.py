@@ -102,6 +102,25 @@ def test_cold_polls_back_off_once_overdue() -> None:
     assert all(COLD.step / 2 - 1e-9 <= b.at - a.at <= 2.0 + 1e-9 for a, b in late)
 
 
+def test_part_of_the_set_makes_the_rest_due_from_then() -> None:
+    """Rows of the set seen past the due phase: the flow is live (the rest may be emitted
+    later, or held by another writer), so polls are due again, one step apart, for one more
+    interval plus the write allowance from that poll."""
+    p = planner()
+    t, kind = 0.0, ""
+    for _ in range(20):  # well into the backoff
+        step = p.next(seen(t), satisfied=False)
+        assert isinstance(step, Poll)
+        t, kind = step.at, step.kind
+    assert kind == "backoff"
+    after = [p.next(seen(t, 1), satisfied=False)]
+    while isinstance(after[-1], Poll) and after[-1].at <= t + COLD.due_for - COLD.step:
+        after.append(p.next(seen(after[-1].at), satisfied=False))
+    polls = [s for s in after if isinstance(s, Poll)]
+    assert [s.kind for s in polls] == ["due"] * len(polls)
+    assert all(b.at - a.at == pytest.approx(COLD.step) for a, b in itertools.pairwise(polls))
+
+
 def test_a_slow_answer_delays_the_next_poll_as_long() -> None:
     """A poll answered 0.8 s after it was sent is followed no sooner than 0.8 s later."""
     p = planner()

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from kubernaut_audit import ConfigurationError
-from kubernaut_audit._schedule import LATE_LOOK
+from kubernaut_audit._schedule import LATE_LOOK, PREDICTION_MARGIN, cold_step
 from kubernaut_audit._schedule import TOLERANCE as TICKER_TOLERANCE
 from kubernaut_audit._writers import (
     CHECK_GAP,
@@ -24,6 +24,8 @@ from kubernaut_audit._writers import (
     IDLE_REACH,
     LOOP_PERIOD,
     POST_ALLOWANCE,
+    SLW_CONFIDENT_AFTER,
+    SLW_RECONFIRM_AFTER,
     TOLERANCE,
     TRICKLE_STEP,
     SinceLastWriteModel,
@@ -270,6 +272,34 @@ def test_a_switch_from_ticker_to_since_last_write_is_followed() -> None:
     assert believed[5:] == ["since-last-write"] * 7
 
 
+def test_more_of_a_set_moments_later_is_no_reason_to_believe_since_last_write() -> None:
+    """Rows moments after a set's first part rule out an atomic ticker batch, but several
+    writers flushing close together explain them as well as since-last-write does: its score
+    and streak do not move, the ticker's streak ends."""
+    known = WriterKnowledge(I)
+    feed(known, ticker_sightings(6))
+    view = known.for_wait("auto", 50.0)
+    view.rows_appeared(50.0, 50.04, 1)
+    slw_before = (known.score["since-last-write"], known.streak["since-last-write"])
+    view.rows_appeared(50.03, 50.06, 1)
+    assert (known.score["since-last-write"], known.streak["since-last-write"]) == slw_before
+    assert known.streak["ticker"] == 0
+
+
+def test_once_contradicted_since_last_write_needs_more_sightings_to_be_believed() -> None:
+    """Two sightings in a row may agree with since-last-write by chance when several writers
+    feed the client: after any contradiction it takes SLW_RECONFIRM_AFTER in a row."""
+    n = 8
+    fresh = feed(WriterKnowledge(I), slw_sightings(n))
+    burned_knowledge = WriterKnowledge(I)
+    burned_knowledge.missed("since-last-write", early=True)
+    burned = feed(burned_knowledge, slw_sightings(n))
+    # sighting 0 is not judged (nothing predicted it): believed once 1..needed agreed
+    assert fresh.index("since-last-write") == SLW_CONFIDENT_AFTER
+    assert burned.index("since-last-write") == SLW_RECONFIRM_AFTER
+    assert burned[SLW_RECONFIRM_AFTER:] == ["since-last-write"] * (n - SLW_RECONFIRM_AFTER)
+
+
 def test_rows_found_early_withdraw_the_model() -> None:
     """Rows before the predicted window contradict the model: it is not believed until
     sightings confirm it again."""
@@ -399,6 +429,27 @@ def test_a_ticker_tick_just_passed_unseen_gets_a_late_look_before_any_check() ->
     assert at == pytest.approx(end + LATE_LOOK)
     assert kind == "probe"
     assert view.predict(end + LATE_LOOK, began)[1] == "check"
+
+
+def test_after_part_of_a_set_a_believed_ticker_is_hedged_with_cold_steps() -> None:
+    """A ticker's batch is atomic, so the rest of a set seen in part comes from another writer
+    or later, at no predicted moment: the wait polls every cold step until the grid's next
+    window is nearer, then decides that window as usual."""
+    known = WriterKnowledge(I)
+    feed(known, ticker_sightings(12))
+    start, end = known.ticker.next_window(100.0)
+    began = start - 0.5
+    view = known.for_wait("auto", began)
+    view.rows_appeared(start - 0.005, end + 0.005, 2)
+    assert known.believed("auto") == "ticker"
+    polls = [view.predict(end + 0.025, began)]
+    while polls[-1][1] == "probe":
+        polls.append(view.predict(polls[-1][0], began))
+    probes = [end + 0.025] + [at for at, kind in polls if kind == "probe"]
+    assert len(probes) > 10
+    assert all(b - a == pytest.approx(cold_step(I)) for a, b in itertools.pairwise(probes))
+    assert polls[-1][0] == pytest.approx(end + I + PREDICTION_MARGIN)
+    assert polls[-1][1] == "decisive"
 
 
 def test_a_busy_write_may_still_be_posting_the_rest() -> None:

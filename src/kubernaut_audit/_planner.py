@@ -168,6 +168,10 @@ class WaitPlanner:
             if seen.new is not None:
                 self.model.missed()
             self.fallen_back, self.origin, self.overdue = True, now, 0
+        if seen.new:
+            # Part of the set came: the flow is live, the rest is due from now (the service may
+            # emit it later, or another writer hold it), not overdue from the wait's start.
+            self.origin, self.overdue = max(self.origin, now), 0
         at: float
         kind: PollKind
         rest = None

@@ -94,6 +94,11 @@ class WriterModel(Protocol):
         ...
 
 
+def cold_step(flush_interval: float) -> float:
+    """The cold schedule's poll period while events are due."""
+    return min(max(flush_interval * STEP_FRACTION, MIN_STEP), MAX_STEP)
+
+
 @dataclass(frozen=True, slots=True)
 class ColdSchedule:
     """The schedule used while nothing is known about the writer's ticker."""
@@ -103,7 +108,7 @@ class ColdSchedule:
 
     @property
     def step(self) -> float:
-        return min(max(self.flush_interval * STEP_FRACTION, MIN_STEP), MAX_STEP)
+        return cold_step(self.flush_interval)
 
     @property
     def due_for(self) -> float:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Final, Literal, get_args
 
 from ._exceptions import ConfigurationError
-from ._schedule import INFORMATIVE_FRACTION, CadenceTracker, PredictionKind
+from ._schedule import INFORMATIVE_FRACTION, CadenceTracker, PredictionKind, cold_step
 from ._tracebacks import hide_audit_errors
 
 # pytest leaves this module's frames out of the traceback of an AuditError (see _tracebacks).
@@ -47,8 +47,11 @@ IDLE_REACH: Final = LOOP_PERIOD + POST_ALLOWANCE
 SAME_WRITE_GAP: Final = 0.25
 #: A sighting this far outside a prediction still agrees with it (timer and loop jitter, s).
 TOLERANCE: Final = 0.012
-#: Sightings in a row since-last-write must explain before ``"auto"`` plans with it...
+#: Sightings in a row since-last-write must explain before ``"auto"`` plans with it, or, once
+#: any sighting contradicted it, the larger number (several writers feeding one client explain
+#: a couple of sightings in a row by chance, and a wrong belief costs a split set an interval)...
 SLW_CONFIDENT_AFTER: Final = 2
+SLW_RECONFIRM_AFTER: Final = 4
 #: ...and the ticker's grid (besides its own confidence).
 TICKER_CONFIDENT_AFTER: Final = 3
 #: The least probability a sighting is scored with (a contradiction's, whose log is the
@@ -254,6 +257,8 @@ class WriterKnowledge:
         """Judged sightings in a row that did not contradict the model."""
         self.contradicted = False
         """The last judged sighting (or prediction) contradicted since-last-write."""
+        self.ever_contradicted = False
+        """Some judged sighting (or prediction) contradicted since-last-write."""
 
     def observe(
         self, after: float, until: float, *, began: float, first: bool, follow_up: bool = False
@@ -273,6 +278,11 @@ class WriterKnowledge:
         if all(p is not None for p in odds.values()):
             for model, p in odds.items():
                 assert p is not None
+                if follow_up and model == "since-last-write":
+                    # More of a set moments after its first part: since-last-write explains it,
+                    # but so do several writers flushing close together. Evidence against an
+                    # atomic ticker only, never a reason to believe since-last-write.
+                    continue
                 self._score(model, p)
         self.ticker.observe(after, until)
         self.slw.observe(after, until)
@@ -282,6 +292,7 @@ class WriterKnowledge:
         self.streak[model] = self.streak[model] + 1 if p > 0 else 0
         if model == "since-last-write":
             self.contradicted = p == 0
+            self.ever_contradicted |= self.contradicted
 
     def observe_first_poll(self, until: float, *, began: float) -> None:
         """The first poll of a wait (begun at ``began``), answered at ``until``, saw rows."""
@@ -319,7 +330,8 @@ class WriterKnowledge:
         # schedule's can give it by chance at long intervals: the sightings judged here must
         # not have contradicted the grid lately either.
         ticker_ok = ticker_ok and lead > -MARGIN and self.streak["ticker"] >= TICKER_CONFIDENT_AFTER
-        slw_ok = slw_ok and self.streak["since-last-write"] >= SLW_CONFIDENT_AFTER and lead < MARGIN
+        needed = SLW_RECONFIRM_AFTER if self.ever_contradicted else SLW_CONFIDENT_AFTER
+        slw_ok = slw_ok and self.streak["since-last-write"] >= needed and lead < MARGIN
         if ticker_ok and slw_ok:
             return "ticker" if lead >= 0 else "since-last-write"
         if ticker_ok:
@@ -385,6 +397,17 @@ class WriterView:
         self._checked = start
         return start - CHECK_LEAD, "check"
 
+    def _hedge(self, now: float, start: float) -> tuple[float, PredictionKind] | None:
+        """A ``"probe"`` one cold step on while this wait saw part of its set less than an
+        interval ago and the grid's next window is further: a ticker's batch is atomic, so the
+        rest comes from another writer (a flow's events come from several services) or was
+        emitted later, at a moment no grid predicts."""
+        last = self._prev_until
+        if last is None or now - last >= self.knowledge.interval:
+            return None
+        at = now + cold_step(self.knowledge.interval)
+        return (at, "probe") if at < start else None
+
     def missed(self) -> None:
         """The last prediction did not hold: charge it to the model that made it (rows at a
         check came early; none at a decisive poll came late)."""
@@ -415,7 +438,10 @@ class WriterView:
             if target != self._aimed:
                 self._aimed, self._decided = target, False
             planned = (
-                tracker.late_look(now) or self._check(now, target[0]) or tracker.predict(now, began)
+                tracker.late_look(now)
+                or self._hedge(now, target[0])
+                or self._check(now, target[0])
+                or tracker.predict(now, began)
             )
             self._decided = self._decided or planned[1] == "decisive"
             return planned
