@@ -212,6 +212,25 @@ def test_module_entry_point_and_version() -> None:
     assert done.stdout.strip() == "0.1.0"
 
 
+@pytest.mark.parametrize("output", ["jsonl", "json"])
+def test_a_reader_that_goes_away_stops_the_command_quietly(
+    served: tuple[Emulator, str], output: str
+) -> None:
+    """`kubernaut-audit events ... | head -1`: no traceback, the shell's exit status for a
+    broken pipe (141), line by line or in one document (3,000 events: more than a pipe holds)."""
+    emulator, url = served
+    _seed(emulator, f"cli-pipe-{output}", *["gateway.signal.received"] * 3000)
+    command = [sys.executable, "-m", "kubernaut_audit", "events", "--url", url]
+    command += ["--correlation-id", f"cli-pipe-{output}", "--all", "--format", output]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        assert proc.stdout.readline()  # far less than it writes: the pipe fills, it blocks
+        proc.stdout.close()
+        assert proc.wait(60) == 141
+        assert proc.stderr.read() == b""
+
+
 @pytest.mark.usefixtures("ctrl_c_interrupts")
 def test_serve_prints_its_url_and_stops_on_interrupt() -> None:
     """serve binds a free loopback port, answers /readyz, and exits 0 on Ctrl-C."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -53,6 +54,7 @@ EXIT_OK, EXIT_WAIT_FAILED, EXIT_USAGE, EXIT_SERVER, EXIT_UNREACHABLE = 0, 1, 2, 
 EXIT_UNDETERMINED = 5  # verify-chain: neither intact nor broken could be shown
 EXIT_CRASH = 70  # EX_SOFTWARE in BSD's sysexits.h: an internal error
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a tool whose reader went away
 _EMULATOR_EXTRA = frozenset({"cryptography", "starlette", "uvicorn"})
 T = TypeVar("T")
 
@@ -77,7 +79,7 @@ KUBERNAUT_AUDIT_WRITER.
 
 exit codes: 0 ok, 1 wait failed or chain broken, 2 usage or configuration, 3 server error,
 4 unreachable, 5 chain undetermined (keyed rows, no key), 70 internal error (a bug: the
-traceback is printed), 130 interrupted.
+traceback is printed), 130 interrupted, 141 the reader of the output went away (`| head`).
 """
 
 
@@ -827,6 +829,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_UNREACHABLE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly. Point stdout at /dev/null so the
+        # interpreter's last flush of the buffered rest cannot fail again on the way out.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except Exception:
         traceback.print_exc()
         print(
