@@ -175,6 +175,95 @@ def test_audit_emulator_fixture_gives_a_private_server(suite: pytest.Pytester) -
     suite.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
 
 
+_SPEC = {
+    "openapi": "3.0.3",
+    "info": {"title": "one payload", "version": "1"},
+    "paths": {},
+    "components": {
+        "schemas": {
+            "AuditEventRequest": {
+                "type": "object",
+                "properties": {
+                    "event_data": {
+                        "oneOf": [{"$ref": "#/components/schemas/Signal"}],
+                        "discriminator": {
+                            "propertyName": "event_type",
+                            "mapping": {"gateway.signal.received": "#/components/schemas/Signal"},
+                        },
+                    }
+                },
+            },
+            "Signal": {
+                "type": "object",
+                "required": ["event_type", "signal_name"],
+                "properties": {
+                    "event_type": {"type": "string", "enum": ["gateway.signal.received"]},
+                    "signal_name": {"type": "string"},
+                },
+            },
+        }
+    },
+}
+
+_SPEC_TESTS = """
+import pytest
+from kubernaut_audit import DataStorageError
+from kubernaut_audit.emulator import make_event
+
+def check(client, cid):
+    with pytest.raises(DataStorageError) as refused:
+        client.create_audit_events([make_event(cid, "a.b.c")])
+    assert refused.value.status_code == 400
+    client.create_audit_events([make_event(cid, "gateway.signal.received")])
+    assert len(client.wait_for_audit_events(cid)) == 1
+
+def test_session_emulator(audit_client, correlation_id):
+    check(audit_client, correlation_id)
+
+def test_private_emulator(audit_emulator, correlation_id):
+    check(audit_emulator.client, correlation_id)
+"""
+
+
+@pytest.mark.parametrize("where", ["option", "ini"])
+def test_the_embedded_emulators_hold_writes_to_the_spec_given(
+    suite: pytest.Pytester, where: str
+) -> None:
+    """--audit-emulator-spec (or ini audit_emulator_spec, relative to the ini file): the session
+    emulator and audit_emulator refuse a payload outside the spec's event_data union with 400,
+    as the service does, and take one inside it."""
+    import json
+
+    (suite.path / "specs").mkdir()
+    (suite.path / "specs" / "ds.json").write_text(json.dumps(_SPEC))
+    suite.makepyfile(_SPEC_TESTS)
+    args = ["-p", "no:cacheprovider", "--audit-emulator"]
+    if where == "option":
+        args += ["--audit-emulator-spec", "specs/ds.json"]
+    else:
+        suite.makeini(
+            "[pytest]\naudit_correlation_prefix = svc\naudit_emulator_spec = specs/ds.json\n"
+        )
+    suite.runpytest(*args).assert_outcomes(passed=2)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "cannot read the spec"), ('{"openapi": "3.0.3", "components": {}}', "event_data")],
+)
+def test_a_spec_that_cannot_serve_stops_the_run_before_any_test(
+    suite: pytest.Pytester, content: str | None, message: str
+) -> None:
+    """A missing file, or a spec without the event_data union, is a usage error naming the
+    option, before any test runs."""
+    if content is not None:
+        (suite.path / "ds.json").write_text(content)
+    suite.makepyfile("def test_x(): pass")
+    result = suite.runpytest("-p", "no:cacheprovider", "--audit-emulator-spec", "ds.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--audit-emulator-spec:*{message}*"])
+
+
 def test_audit_emulator_emitter_flushes_like_a_service(suite: pytest.Pytester) -> None:
     """Events emitted through the kit's buffered writer become visible on its flush."""
     suite.makepyfile(

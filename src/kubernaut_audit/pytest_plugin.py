@@ -6,7 +6,9 @@ Fixtures: ``correlation_id``, ``audit_client``, ``async_audit_client``, ``audit`
 ``--audit-writer`` / ini ``audit_writer`` (``ticker``, ``since-last-write`` or ``auto``);
 ``--audit-emulator`` serves an embedded emulator on a free loopback port, one per xdist worker
 (workers are separate processes: a per-worker server needs no cross-process coordination and
-cannot collide on a port, and correlation ids keep tests apart either way).
+cannot collide on a port, and correlation ids keep tests apart either way);
+``--audit-emulator-spec`` / ini ``audit_emulator_spec`` gives the embedded emulators the Data
+Storage OpenAPI spec whose ``event_data`` union they hold writes to.
 
 Declared checks (``audit.expect(...)``, ``audit.expect_none(...)``) are verified together after
 the test body (a ``pytest_runtest_call`` wrapper), or, with ``--audit-window=K`` / ini
@@ -21,10 +23,11 @@ from __future__ import annotations
 import re
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 
@@ -56,6 +59,7 @@ _PENDING_KEY = pytest.StashKey["Future[Verification | None]"]()
 _WINDOW_KEY = pytest.StashKey["Window | None"]()
 _BLOCKED_KEY = pytest.StashKey[list[str]]()
 _FAILURES_KEY = pytest.StashKey[list[BaseException]]()
+_SPEC_KEY = pytest.StashKey["Mapping[str, Any] | None"]()
 
 
 class _Hooks:
@@ -111,6 +115,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "(one per xdist worker); needs kubernaut-audit[emulator]",
     )
     group.addoption(
+        "--audit-emulator-spec",
+        dest="audit_emulator_spec",
+        default=None,
+        metavar="PATH",
+        help="the Data Storage OpenAPI spec (JSON or YAML) whose event_data union the embedded "
+        "emulators hold writes to, as the service does (default: ini audit_emulator_spec)",
+    )
+    group.addoption(
         "--audit-window",
         dest="audit_window",
         type=int,
@@ -123,6 +135,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("audit_flush_interval", "audit writer flush interval (seconds)", default=None)
     parser.addini(
         "audit_writer", "audit writer kind: ticker, since-last-write or auto", default=None
+    )
+    parser.addini(
+        "audit_emulator_spec",
+        "Data Storage OpenAPI spec for the embedded emulators (relative to the ini file)",
+        default=None,
     )
     parser.addini("audit_correlation_prefix", "prefix of generated correlation ids", default="test")
     parser.addini("audit_window", "windowed verdicts: tests with pending checks", default="0")
@@ -139,6 +156,7 @@ def pytest_configure(config: pytest.Config) -> None:
         _writer(config)
     except ConfigurationError as exc:
         raise pytest.UsageError(str(exc)) from None
+    config.stash[_SPEC_KEY] = _emulator_spec(config)
     if config.getoption("fulltrace", False):
         # --full-trace shows every frame of an audit failure, the portal's and tenacity's too.
         previous = _tracebacks.keep_plumbing(True)
@@ -147,6 +165,33 @@ def pytest_configure(config: pytest.Config) -> None:
             _tracebacks.keep_plumbing(previous)
 
         config.add_cleanup(restore)
+
+
+def _emulator_spec(config: pytest.Config) -> Mapping[str, Any] | None:
+    """The spec the embedded emulators validate payloads against, read once at configure time
+    (a path that is wrong fails the run before any test, naming where it came from)."""
+    option = config.getoption("audit_emulator_spec")
+    ini = config.getini("audit_emulator_spec")
+    if option:
+        path, name = config.invocation_params.dir / option, "--audit-emulator-spec"
+    elif ini:
+        base = config.inipath.parent if config.inipath else config.rootpath
+        path, name = base / str(ini), "ini audit_emulator_spec"
+    else:
+        return None
+    try:
+        from .emulator._events import Payloads
+        from .emulator._schema import load_document
+
+        document = load_document(Path(path))
+        Payloads(document)  # holds the event_data union, or says what is wrong
+    except ImportError as exc:
+        raise pytest.UsageError(
+            f"{name} needs the emulator extra: pip install 'kubernaut-audit[emulator]' ({exc})"
+        ) from None
+    except (ValueError, TypeError) as exc:
+        raise pytest.UsageError(f"{name}: {exc}") from None
+    return document
 
 
 def _window_size(config: pytest.Config) -> int:
@@ -262,7 +307,7 @@ def data_storage_url(request: pytest.FixtureRequest) -> Iterator[str]:
     if config.getoption("audit_emulator"):
         from .emulator import Emulator
 
-        emulator = Emulator()
+        emulator = Emulator(spec=config.stash.get(_SPEC_KEY, None))
         with emulator.serve_in_thread(host="127.0.0.1", port=0) as served:
             yield served
         emulator.close()
@@ -509,16 +554,17 @@ class EmulatorKit:
 
 
 @pytest.fixture
-def audit_emulator() -> Iterator[EmulatorKit]:
+def audit_emulator(request: pytest.FixtureRequest) -> Iterator[EmulatorKit]:
     """A private emulator served on a free loopback port, with a blocking client on it.
 
     Point the code under test at ``audit_emulator.url``, or emit through
-    ``audit_emulator.emitter(flush_interval=...)``.
+    ``audit_emulator.emitter(flush_interval=...)``. With ``--audit-emulator-spec`` it holds
+    writes to that spec's ``event_data`` union.
     """
     from .emulator import Emulator
 
     with ExitStack() as stack:
-        emulator = Emulator()
+        emulator = Emulator(spec=request.config.stash.get(_SPEC_KEY, None))
         stack.callback(emulator.close)
         url = stack.enter_context(emulator.serve_in_thread(host="127.0.0.1", port=0))
         client = stack.enter_context(AuditClient(base_url=url))
