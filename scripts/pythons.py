@@ -1,18 +1,22 @@
 """Run the test suite under each supported Python other than the project venv's own.
 
-Usage: ``pythons.py VERSION...`` (e.g. ``3.11 3.12 3.13``), run by the project venv's Python,
-whose own version ``make coverage`` already tests. Each other version gets a venv of its own,
-``.venv-X.Y``, synced from uv.lock with every extra; its interpreter is the newest
-``$PYENV_ROOT/versions/X.Y.*`` (default ``~/.pyenv``), else ``pythonX.Y`` on PATH.
+Usage: ``pythons.py VERSION... [-- PYTEST_ARG...]`` (e.g. ``3.11 3.12 3.13 -- -n 2``), run by the
+project venv's Python, whose own version ``make coverage`` already tests. Each other version gets
+a venv of its own, ``.venv-X.Y``, synced from uv.lock with every extra; its interpreter is the
+newest ``$PYENV_ROOT/versions/X.Y.*`` (default ``~/.pyenv``), else ``pythonX.Y`` on PATH.
 
 A supported Python that cannot be found fails the run, loudly, after the others have run: a
 green ``make test`` means every version was tested. To test fewer on purpose, say so:
 ``make test PYTHONS="3.11 3.12"``.
 
-The other versions run the whole suite but for the tests in ``ONCE``, which ``make coverage``
-runs under the venv's Python: they check the docs or repeat at volume what the rest of the
-suite checks, spend most of their time waiting on real writers' flushes, and would more than
-double the time of each extra version (``make test`` is kept near 10 minutes on 2 cores).
+The other versions run the suite but its tests marked ``slow`` (``-m "not slow"``, before the
+arguments given; the marker is registered in pyproject.toml): what can differ from one
+interpreter to the next runs everywhere (the SDK's code paths, typing, pydantic and anyio under
+both backends, the blocking face and its portal, tracebacks, the command line, the emulator, the
+plugin in process); what does not runs once, under the venv's Python in ``make coverage``: the
+docs' examples, the example suite's verdicts in three modes, volume (1,000 randomised walks, 500
+concurrent waits), whole pytest-xdist sessions started by the plugin's tests, and mypy over
+generated code. Without them a version takes about a minute on 2 cores instead of five.
 """
 
 from __future__ import annotations
@@ -26,18 +30,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ONCE = (
-    # the docs' code blocks, run as a reader would: about the docs, not the interpreter
-    "--ignore=tests/test_docs_examples.py",
-    # the example suite twice over (default and -n 2), mostly 2 s flush waits; `make examples`
-    # runs it too
-    "--ignore=tests/test_example_verdicts.py",
-    # volume: 1,000 randomised walks and 500 concurrent waits, tens of CPU seconds each
-    "--deselect=tests/test_faults_pagination.py::"
-    "test_1000_randomised_walks_yield_every_event_exactly_once",
-    "--deselect=tests/test_faults_deadlines.py::"
-    "test_500_waits_through_2s_of_503s_all_return_without_a_storm",
-)
+SELECTION = ("-m", "not slow")
 SUMMARY = re.compile(r"\b\d+ (passed|failed)\b.* in [\d.]+s")
 
 
@@ -54,13 +47,13 @@ def find_interpreter(version: str) -> Path | None:
     return Path(on_path) if on_path else None
 
 
-def run_suite(version: str, interpreter: Path, uv: str) -> tuple[int, str]:
+def run_suite(version: str, interpreter: Path, uv: str, pytest_args: list[str]) -> tuple[int, str]:
     venv = ROOT / f".venv-{version}"
     env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv), "UV_PYTHON_DOWNLOADS": "never"}
     sync = [uv, "sync", "--locked", "--all-extras", "--quiet", "--python", str(interpreter)]
     subprocess.run(sync, check=True, cwd=ROOT, env=env)
     python = str(venv / "bin" / "python")
-    command = [python, "-m", "pytest", "-n", "2", "--dist", "loadgroup", *ONCE]
+    command = [python, "-m", "pytest", *SELECTION, *pytest_args]
     summary = "no summary"
     with subprocess.Popen(
         [*command, "-q"], cwd=ROOT, stdout=subprocess.PIPE, text=True, bufsize=1
@@ -73,7 +66,9 @@ def run_suite(version: str, interpreter: Path, uv: str) -> tuple[int, str]:
     return proc.returncode, summary
 
 
-def main(versions: list[str]) -> int:
+def main(argv: list[str]) -> int:
+    split = argv.index("--") if "--" in argv else len(argv)
+    versions, pytest_args = argv[:split], argv[split + 1 :]
     own = f"{sys.version_info.major}.{sys.version_info.minor}"
     uv = os.environ.get("UV") or str(ROOT / ".tools" / "bin" / "uv")
     rows: list[tuple[str, str, str, float]] = []
@@ -90,7 +85,7 @@ def main(versions: list[str]) -> int:
             continue
         print(f"\n== the test suite under Python {version} ({interpreter})", flush=True)
         started = time.monotonic()
-        code, summary = run_suite(version, interpreter, uv)
+        code, summary = run_suite(version, interpreter, uv, pytest_args)
         rows.append((version, str(interpreter), summary, time.monotonic() - started))
         failed |= code != 0
     print("\nsupported Pythons:")

@@ -14,6 +14,18 @@ from trio.testing import MockClock
 EventFactory = Callable[..., dict[str, Any]]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In a pytest-xdist worker, the modules holding ``slow`` tests come first.
+
+    ``make test`` distributes whole modules (``--dist loadfile --no-loadscope-reorder``, in
+    collection order): a module of minutes handed out last would end the run alone.
+    """
+    if not hasattr(config, "workerinput"):
+        return
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)
+
+
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> object:
     """Run every async test under asyncio and under trio.

@@ -233,6 +233,7 @@ def test_payload_schema_without_event_type_gets_the_envelopes(
         assert event.data_as(upstream.REGISTRY[event.event_type]).event_type == event.event_type
 
 
+@pytest.mark.slow
 def test_generated_module_passes_mypy_strict(upstream_file: Path, tmp_path: Path) -> None:
     """mypy --strict finds nothing to say about the generated upstream module."""
     result = subprocess.run(

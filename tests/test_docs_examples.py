@@ -45,7 +45,7 @@ from docs_examples import (
 
 from kubernaut_audit.emulator import Emulator
 
-pytestmark = pytest.mark.xdist_group("docs")
+pytestmark = [pytest.mark.xdist_group("docs"), pytest.mark.slow]
 
 BLOCKS = all_blocks()
 CHAINS = list(chains(BLOCKS))

@@ -29,7 +29,11 @@ MUST_FAIL = {
 }
 PASSING = 40
 
-pytestmark = [pytest.mark.timeout(900), pytest.mark.xdist_group("example-verdicts")]
+pytestmark = [
+    pytest.mark.timeout(900),
+    pytest.mark.xdist_group("example-verdicts"),
+    pytest.mark.slow,
+]
 
 
 def _normalized(text: str) -> str:

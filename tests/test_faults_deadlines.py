@@ -126,6 +126,7 @@ async def test_wait_on_a_trickled_body_fails_at_its_deadline() -> None:
 # The heaviest tests of the suite (tens of CPU seconds): more than the default limit under
 # coverage or on a loaded 2-core machine, still a bound on a hang.
 @pytest.mark.timeout(600)
+@pytest.mark.slow
 @mock_clock
 async def test_500_waits_through_2s_of_503s_all_return_without_a_storm() -> None:
     """500 waits on one client (default pool) through 2 s of 503s: each returns its event, no

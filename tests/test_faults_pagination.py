@@ -80,6 +80,7 @@ class Walk:
         return self.arrivals(params)
 
 
+@pytest.mark.slow
 @asyncio_only
 @pytest.mark.parametrize("case", range(CASES))
 async def test_1000_randomised_walks_yield_every_event_exactly_once(case: int) -> None:

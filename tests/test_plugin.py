@@ -305,6 +305,7 @@ def test_audit_emulator_emitter_offers_the_since_last_write_kind(suite: pytest.P
     suite.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
 
 
+@pytest.mark.slow
 def test_parallel_workers_get_distinct_ids_and_servers(suite: pytest.Pytester) -> None:
     """Under xdist -n 2 every worker has its own emulator and worker-tagged correlation ids."""
     suite.makepyfile(

@@ -553,6 +553,7 @@ def test_audit_window_ini_and_bad_values(suite: pytest.Pytester) -> None:
 # -- pytest-xdist ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_windowed_verdicts_under_xdist(suite: pytest.Pytester) -> None:
     """Under -n 2 windowed workers report every test once, with the default mode's verdicts
     (the worker's check that a report belongs to its running item holds)."""
@@ -572,6 +573,7 @@ def test_windowed_verdicts_under_xdist(suite: pytest.Pytester) -> None:
     assert len(verdicts(windowed)) == 8
 
 
+@pytest.mark.slow
 def test_a_crashed_worker_reports_the_tests_it_held_as_failed(suite: pytest.Pytester) -> None:
     """Tests whose verdicts a worker held when it died are reported as failed, saying why;
     the test it was running is pytest-xdist's own crash report, and the run goes on."""
