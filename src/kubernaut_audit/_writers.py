@@ -47,10 +47,11 @@ IDLE_REACH: Final = LOOP_PERIOD + POST_ALLOWANCE
 SAME_WRITE_GAP: Final = 0.25
 #: A sighting this far outside a prediction still agrees with it (timer and loop jitter, s).
 TOLERANCE: Final = 0.012
-#: Sightings in a row since-last-write must explain before ``"auto"`` plans with it, or, once
-#: any sighting contradicted it, the larger number (several writers feeding one client explain
-#: a couple of sightings in a row by chance, and a wrong belief costs a split set an interval)...
-SLW_CONFIDENT_AFTER: Final = 2
+#: Judged sightings in a row since-last-write must explain before ``"auto"`` plans with it: one
+#: while none has contradicted it (so that a suite's first waits on an idle writer are not all
+#: cold), the larger number once any has (several writers feeding one client explain a couple of
+#: sightings in a row by chance, and a wrong belief costs a split set an interval)...
+SLW_CONFIDENT_AFTER: Final = 1
 SLW_RECONFIRM_AFTER: Final = 4
 #: ...and the ticker's grid (besides its own confidence).
 TICKER_CONFIDENT_AFTER: Final = 3
