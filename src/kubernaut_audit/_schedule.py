@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 #: Due-phase poll period as a fraction of the flush interval: an event is noticed within
-#: 7.5 % of an interval of becoming visible (150 ms at 2 s), at about 14 queries per interval.
+#: 7.5 % of an interval of becoming visible (150 ms at 2 s), at about 13 queries per interval.
 STEP_FRACTION = 0.075
 #: The due-phase step never goes below this (seconds): a tiny interval must not turn a wait
 #: into a busy loop against the server.
