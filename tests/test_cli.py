@@ -265,6 +265,16 @@ def test_serve_with_an_unreadable_spec_is_a_usage_error(
     assert str(missing) in capsys.readouterr().err
 
 
+def test_serve_with_a_spec_that_is_neither_json_nor_yaml_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A truncated spec file exits 2 naming it, not 70 as if kubernaut-audit had a bug."""
+    broken = tmp_path / "ds.json"
+    broken.write_text('{"openapi": "3.0.3", "components": {')
+    assert main(["serve", "--spec", str(broken)]) == 2
+    assert "neither JSON nor YAML" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("pair", ["alice", "=tok", "alice="])
 def test_serve_token_wants_user_equals_token(pair: str, capsys: pytest.CaptureFixture[str]) -> None:
     """serve --token without USER=TOKEN exits 2 without echoing a token."""

@@ -234,28 +234,34 @@ def test_the_embedded_emulators_hold_writes_to_the_spec_given(
     as the service does, and take one inside it."""
     import json
 
-    (suite.path / "specs").mkdir()
-    (suite.path / "specs" / "ds.json").write_text(json.dumps(_SPEC))
+    (suite.path / "conf" / "specs").mkdir(parents=True)
+    (suite.path / "conf" / "specs" / "ds.json").write_text(json.dumps(_SPEC))
     suite.makepyfile(_SPEC_TESTS)
     args = ["-p", "no:cacheprovider", "--audit-emulator"]
     if where == "option":
-        args += ["--audit-emulator-spec", "specs/ds.json"]
+        args += ["--audit-emulator-spec", "conf/specs/ds.json"]
     else:
-        suite.makeini(
+        # An ini file elsewhere than the directory pytest runs in: the path is the ini's.
+        (suite.path / "conf" / "pytest.ini").write_text(
             "[pytest]\naudit_correlation_prefix = svc\naudit_emulator_spec = specs/ds.json\n"
         )
+        args += ["-c", "conf/pytest.ini", "--rootdir", str(suite.path)]
     suite.runpytest(*args).assert_outcomes(passed=2)
 
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(None, "cannot read the spec"), ('{"openapi": "3.0.3", "components": {}}', "event_data")],
+    [
+        (None, "cannot read the spec"),
+        ('{"openapi": "3.0.3", "components": {}}', "event_data"),
+        ('{"openapi": "3.0.3", "components": {', "neither JSON nor YAML"),
+    ],
 )
 def test_a_spec_that_cannot_serve_stops_the_run_before_any_test(
     suite: pytest.Pytester, content: str | None, message: str
 ) -> None:
-    """A missing file, or a spec without the event_data union, is a usage error naming the
-    option, before any test runs."""
+    """A missing file, a spec without the event_data union, or a file that is neither JSON nor
+    YAML is a usage error naming the option, before any test runs."""
     if content is not None:
         (suite.path / "ds.json").write_text(content)
     suite.makepyfile("def test_x(): pass")

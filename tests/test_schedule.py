@@ -151,6 +151,15 @@ def test_plan_looks_once_more_for_a_tick_that_just_passed_unseen() -> None:
     assert _plan(t, after, began=4.623) == (pytest.approx(6.62 + PREDICTION_MARGIN), "decisive")
 
 
+def test_a_short_interval_looks_a_quarter_interval_late_at_most() -> None:
+    """At 0.1 s the late look comes 25 ms after the window, before the next tick's."""
+    t = CadenceTracker(0.1, tolerance=0.002, target_width=0.005)
+    t.observe(0.030, 0.032)
+    t.observe(0.130, 0.132)
+    t.saw_rows(0.132)
+    assert _plan(t, 1.0325, began=1.0323) == (pytest.approx(1.032 + 0.025), "probe")
+
+
 def test_plan_takes_no_late_look_at_a_tick_already_seen() -> None:
     """Rows seen from that tick: it came, the wait's events come with the next one."""
     t = CadenceTracker(2.0, target_width=0.05)

@@ -6,7 +6,8 @@ Events reach Data Storage in batches on the writer's ticker (ADR-038), so an eve
 just before a wait starts becomes visible within one flush interval plus the write time.
 
 * Cold schedule (no model to follow): poll every ``0.075 × flush_interval`` (at most 150 ms)
-  while events are due (one interval plus the write allowance from the start), then back off
+  while events are due (one interval plus the write allowance from the start, or from the last
+  poll that saw part of the set, or from a missed prediction), then back off
   exponentially with full jitter, capped at one interval: the writer is retrying or the server
   is slow, and polling hard would only add load.
 * Learned cadence: a batch becomes visible all at once, on the ticker's grid. Each time a poll
@@ -55,6 +56,8 @@ TARGET_WIDTH = 0.025
 #: (a slow POST, a loaded writer or server): it gets one look this long after its window
 #: (seconds) rather than a wait for the next tick, an interval later.
 LATE_LOOK = 0.05
+#: ...at most this fraction of the interval (a short interval's next tick comes sooner).
+LATE_LOOK_FRACTION = 0.25
 #: Without a narrow observation for this many intervals, the estimate may be stale: a check is
 #: sent before the next predicted window.
 STALE_AFTER_INTERVALS = 1.5
@@ -124,7 +127,8 @@ class ColdSchedule:
     ) -> float:
         """Absolute time of the next poll after one sent at ``last_poll``.
 
-        ``origin`` is when events became due (the wait's start, or a missed prediction);
+        ``origin`` is when events became due (the wait's start, a poll that saw part of the
+        set, or a missed prediction);
         ``overdue_polls`` counts the polls already made after the due phase ended.
         """
         nxt = last_poll + self.step
@@ -255,15 +259,16 @@ class CadenceTracker:
         return start, start + self.width
 
     def late_look(self, now: float) -> tuple[float, PredictionKind] | None:
-        """A ``"probe"`` :data:`LATE_LOOK` after the window that passed last, while that is
-        still ahead and no poll has seen that window's rows: the tick may be late (None: no
-        such window)."""
+        """A ``"probe"`` :data:`LATE_LOOK` (at most a quarter interval) after the window that
+        passed last, while that is still ahead and no poll has seen that window's rows: the
+        tick may be late (None: no such window)."""
         start, end = self.next_window(now)
         start, end = start - self.interval, end - self.interval
+        look = min(LATE_LOOK, self.interval * LATE_LOOK_FRACTION)
         seen = self.last_rows
-        if now >= end + LATE_LOOK or (seen is not None and seen >= start - self.tolerance):
+        if now >= end + look or (seen is not None and seen >= start - self.tolerance):
             return None
-        return end + LATE_LOOK, "probe"
+        return end + look, "probe"
 
     def target(self, now: float, began: float) -> tuple[float, float]:
         """The window :meth:`predict` aims at: the next one ending after ``now``, or the one

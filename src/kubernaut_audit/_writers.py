@@ -422,10 +422,11 @@ class WriterView:
         return at, kind
 
     def _predict(self, now: float, began: float) -> tuple[float, PredictionKind]:
-        """The next poll under the believed model, and what it expects: a ``"check"`` just
-        before a predicted window that is far off; then the ticker's own plan, or for
-        since-last-write ``"probe"`` polls every :func:`window_step` through the window and a
-        ``"decisive"`` one at its end."""
+        """The next poll under the believed model, and what it expects. Ticker: a late look for
+        a tick that just passed unseen, cold-step probes while part of the set came less than an
+        interval ago (see :meth:`_hedge`), a ``"check"`` just before a predicted window that is
+        far off, then the grid's own plan. Since-last-write: the check, then ``"probe"`` polls
+        every :func:`window_step` through the window and a ``"decisive"`` one at its end."""
         model = self.knowledge.believed(self.writer)
         self.predicted_by = model
         if model == "ticker":

@@ -186,9 +186,11 @@ def _emulator_spec(config: pytest.Config) -> Mapping[str, Any] | None:
         document = load_document(Path(path))
         Payloads(document)  # holds the event_data union, or says what is wrong
     except ImportError as exc:
-        raise pytest.UsageError(
-            f"{name} needs the emulator extra: pip install 'kubernaut-audit[emulator]' ({exc})"
-        ) from None
+        if (exc.name or "").split(".")[0] in {"starlette", "uvicorn"}:
+            raise pytest.UsageError(
+                f"{name} needs the emulator extra: pip install 'kubernaut-audit[emulator]'"
+            ) from None
+        raise pytest.UsageError(f"{name}: {exc}") from None
     except (ValueError, TypeError) as exc:
         raise pytest.UsageError(f"{name}: {exc}") from None
     return document

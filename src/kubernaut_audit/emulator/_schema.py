@@ -88,7 +88,10 @@ def load_document(source: str | Path | Mapping[str, Any]) -> Mapping[str, Any]:
                 f"{path} is not JSON; reading a YAML spec needs PyYAML "
                 "(pip install pyyaml, or the codegen extra)"
             ) from None
-        document = yaml.safe_load(text)
+        try:
+            document = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: neither JSON nor YAML: {exc}") from None
     if not isinstance(document, Mapping):
         raise TypeError(f"{path}: not an OpenAPI document")
     return document
