@@ -455,17 +455,22 @@ def _token_users(pairs: Sequence[str]) -> dict[str, str]:
     return tokens
 
 
+def _read_key_file(path: str | None) -> bytes | None:
+    """The bytes of a key file named on the command line (None: none named)."""
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise _UsageError(f"cannot read {path}: {exc.strerror}") from exc
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     with _extra("emulator", _EMULATOR_EXTRA):
         from .emulator import Emulator
 
-    hash_key = None
-    if args.hash_key_file is not None:
-        try:
-            with open(args.hash_key_file, "rb") as handle:
-                hash_key = handle.read()
-        except OSError as exc:
-            raise _UsageError(f"cannot read {args.hash_key_file}: {exc.strerror}") from exc
+    hash_key = _read_key_file(args.hash_key_file)
     tokens = _checked(_token_users, args.token) if args.token else None
     emulator = _checked(
         Emulator, db=args.db, admin=args.admin, spec=args.spec, hash_key=hash_key, tokens=tokens
@@ -682,13 +687,7 @@ def _cmd_verify_chain(args: argparse.Namespace) -> int:
 
 
 def _verify_offline(args: argparse.Namespace) -> int:
-    key: bytes | None = None
-    if args.key_file is not None:
-        try:
-            with open(args.key_file, "rb") as handle:
-                key = handle.read()
-        except OSError as exc:
-            raise _UsageError(f"cannot read {args.key_file}: {exc.strerror}") from exc
+    key = _read_key_file(args.key_file)
     _checked(make_filters, correlation_id=args.correlation_id)
     _checked(verify_event_chain, [], key=key, algorithm=args.algorithm)
     with _plain_client(args) as client:
