@@ -179,21 +179,46 @@ def test_bad_testing_attempts_named(attempts: Any) -> None:
 # -- the pytest plugin -----------------------------------------------------------------------
 
 
-def test_plugin_refuses_a_bad_flush_interval_option(pytester: pytest.Pytester) -> None:
-    """--audit-flush-interval=nan stops the run with a usage error naming the option."""
+@pytest.mark.parametrize(
+    ("ini", "option", "message"),
+    [
+        pytest.param(
+            None,
+            "--audit-flush-interval=nan",
+            "*--audit-flush-interval must be a positive, finite*",
+            id="flush-interval-option",
+        ),
+        pytest.param(
+            "audit_flush_interval = two",
+            None,
+            "*ini audit_flush_interval='two' is not a number*",
+            id="flush-interval-ini",
+        ),
+        pytest.param(
+            None,
+            "--audit-writer=grid",
+            "*--audit-writer must be one of 'ticker', *got 'grid'*",
+            id="writer-option",
+        ),
+        pytest.param(
+            "audit_writer = hapi",
+            None,
+            "*ini audit_writer must be one of*got 'hapi'*",
+            id="writer-ini",
+        ),
+    ],
+)
+def test_plugin_refuses_a_bad_setting_naming_where_it_came_from(
+    pytester: pytest.Pytester, ini: str | None, option: str | None, message: str
+) -> None:
+    """A bad --audit-flush-interval / --audit-writer, or their ini keys, stop the run with a
+    usage error naming the option or the ini key."""
+    if ini is not None:
+        pytester.makeini(f"[pytest]\n{ini}\n")
     pytester.makepyfile("def test_nothing():\n    pass\n")
-    result = pytester.runpytest("-p", "no:cacheprovider", "--audit-flush-interval=nan")
+    result = pytester.runpytest("-p", "no:cacheprovider", *([option] if option else []))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--audit-flush-interval must be a positive, finite*"])
-
-
-def test_plugin_refuses_a_bad_flush_interval_ini(pytester: pytest.Pytester) -> None:
-    """An ini audit_flush_interval that is not a number stops the run, naming the ini key."""
-    pytester.makeini("[pytest]\naudit_flush_interval = two\n")
-    pytester.makepyfile("def test_nothing():\n    pass\n")
-    result = pytester.runpytest("-p", "no:cacheprovider")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*ini audit_flush_interval='two' is not a number*"])
+    result.stderr.fnmatch_lines([message])
 
 
 def test_plugin_zero_option_is_refused_not_ignored(pytester: pytest.Pytester) -> None:
@@ -201,23 +226,6 @@ def test_plugin_zero_option_is_refused_not_ignored(pytester: pytest.Pytester) ->
     pytester.makepyfile("def test_nothing():\n    pass\n")
     result = pytester.runpytest("-p", "no:cacheprovider", "--audit-flush-interval=0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-
-
-def test_plugin_refuses_a_bad_writer_option(pytester: pytest.Pytester) -> None:
-    """--audit-writer=grid stops the run with a usage error naming the option."""
-    pytester.makepyfile("def test_nothing():\n    pass\n")
-    result = pytester.runpytest("-p", "no:cacheprovider", "--audit-writer=grid")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--audit-writer must be one of 'ticker', *got 'grid'*"])
-
-
-def test_plugin_refuses_a_bad_writer_ini(pytester: pytest.Pytester) -> None:
-    """An ini audit_writer naming no writer kind stops the run, naming the ini key."""
-    pytester.makeini("[pytest]\naudit_writer = hapi\n")
-    pytester.makepyfile("def test_nothing():\n    pass\n")
-    result = pytester.runpytest("-p", "no:cacheprovider")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*ini audit_writer must be one of*got 'hapi'*"])
 
 
 def test_plugin_writer_option_wins_over_ini_and_reaches_the_clients(

@@ -20,6 +20,14 @@ def _plan(t: CadenceTracker, now: float, began: float) -> tuple[object, str]:
     return when, kind
 
 
+def _on_grid_at_0_6() -> CadenceTracker:
+    """A 2 s tracker that saw two narrow windows at phase 0.60..0.62."""
+    t = CadenceTracker(2.0, target_width=0.05)
+    t.observe(0.60, 0.62)
+    t.observe(2.60, 2.62)
+    return t
+
+
 def test_cold_step_scales_with_flush_interval() -> None:
     """The due-phase step is 7.5 % of the interval, clamped to [10 ms, 150 ms]: a 5 s writer
     is polled as often as a 2 s one while events are due."""
@@ -130,9 +138,7 @@ def test_plan_probes_the_middle_of_a_wide_window_then_its_end() -> None:
 
 def test_plan_skips_a_window_already_seen_flushing() -> None:
     """A wait that began after the current window's batch was seen aims at the next one."""
-    t = CadenceTracker(2.0, target_width=0.05)
-    t.observe(0.60, 0.62)
-    t.observe(2.60, 2.62)
+    t = _on_grid_at_0_6()
     t.saw_rows(4.615)
     assert _plan(t, 4.616, began=4.616) == (pytest.approx(6.62 + PREDICTION_MARGIN), "decisive")
     assert _plan(t, 4.605, began=4.605) == (pytest.approx(4.62 + PREDICTION_MARGIN), "decisive")
@@ -142,9 +148,7 @@ def test_plan_looks_once_more_for_a_tick_that_just_passed_unseen() -> None:
     """A wait whose first poll came just after a predicted tick that no poll has seen: the
     tick may be late (a slow POST), so one probe goes LATE_LOOK after its window before the
     plan aims at the next tick, an interval on."""
-    t = CadenceTracker(2.0, target_width=0.05)
-    t.observe(0.60, 0.62)
-    t.observe(2.60, 2.62)
+    t = _on_grid_at_0_6()
     t.saw_rows(2.62)
     assert _plan(t, 4.625, began=4.623) == (pytest.approx(4.62 + LATE_LOOK), "probe")
     after = 4.62 + LATE_LOOK + 0.002
@@ -162,18 +166,14 @@ def test_a_short_interval_looks_a_quarter_interval_late_at_most() -> None:
 
 def test_plan_takes_no_late_look_at_a_tick_already_seen() -> None:
     """Rows seen from that tick: it came, the wait's events come with the next one."""
-    t = CadenceTracker(2.0, target_width=0.05)
-    t.observe(0.60, 0.62)
-    t.observe(2.60, 2.62)
+    t = _on_grid_at_0_6()
     t.saw_rows(4.61)
     assert _plan(t, 4.625, began=4.623) == (pytest.approx(6.62 + PREDICTION_MARGIN), "decisive")
 
 
 def test_plan_checks_before_the_window_when_the_estimate_is_stale() -> None:
     """Without a narrow observation for 1.5 intervals, a check goes just before the window."""
-    t = CadenceTracker(2.0, target_width=0.05)
-    t.observe(0.60, 0.62)
-    t.observe(2.60, 2.62)
+    t = _on_grid_at_0_6()
     assert _plan(t, 9.0, began=9.0) == (pytest.approx(10.60 - CHECK_LEAD), "check")
     assert _plan(t, 10.58, began=9.0) == (pytest.approx(10.62 + PREDICTION_MARGIN), "decisive")
 
